@@ -166,6 +166,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, p *Pipeline, d *Decisio
 		return
 	}
 	e.removeSpoofed(r, d)
+	hideCredentials(r, p, d)
 	if ctx.Err() != nil {
 		d.deny(http.StatusServiceUnavailable, "engine.canceled", "engine", "")
 		return
@@ -304,6 +305,24 @@ outer:
 			}
 		}
 		d.Upstream.Remove = append(d.Upstream.Remove, name)
+	}
+}
+
+// hideCredentials removes consumed credentials from the upstream request.
+func hideCredentials(r *Request, p *Pipeline, d *Decision) {
+	for _, h := range p.HideHeaders {
+		if _, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
+			d.Upstream.Remove = append(d.Upstream.Remove, h)
+		}
+	}
+	if len(p.StripQuery) == 0 || r.RawQuery == "" {
+		return
+	}
+	q := r.Query()
+	for _, name := range p.StripQuery {
+		if _, ok := q[name]; ok {
+			d.Upstream.RemoveQuery = append(d.Upstream.RemoveQuery, name)
+		}
 	}
 }
 

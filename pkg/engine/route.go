@@ -39,6 +39,12 @@ type Pipeline struct {
 	// BodyLimit is how many body bytes the stages need (0: none). Front-ends read up
 	// to this many bytes before Decide, and mark the body truncated beyond it.
 	BodyLimit int64
+	// HideHeaders are lowercase request headers removed upstream on allow: credentials
+	// the policy consumed (Authorization, X-API-Key) that the upstream must not see.
+	HideHeaders []string
+	// StripQuery are query parameters removed upstream on allow when present
+	// (credentials sent in the URL, e.g. api_key, access_token).
+	StripQuery []string
 }
 
 // HostMatch matches the request authority. Pattern "*.example.com" matches any

@@ -1,0 +1,54 @@
+package engine
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// ClientIP resolves the client address for rules and limits (PROXY.md §16): the TCP
+// peer, unless the peer is a trusted proxy, in which case X-Forwarded-For is walked
+// from the right and the first hop that is not itself trusted is the client. The
+// left-most entry is never believed on its own: a client can write anything there.
+// A malformed hop stops the walk and yields the last trusted address seen.
+//
+// xff holds every X-Forwarded-For header line in order; each may be a comma list.
+func ClientIP(peer netip.Addr, xff []string, trusted []netip.Prefix) netip.Addr {
+	peer = peer.Unmap()
+	if len(trusted) == 0 || !isTrusted(peer, trusted) {
+		return peer
+	}
+	client := peer
+	for i := len(xff) - 1; i >= 0; i-- {
+		line := xff[i]
+		for line != "" {
+			var hop string
+			if j := strings.LastIndexByte(line, ','); j >= 0 {
+				hop, line = line[j+1:], line[:j]
+			} else {
+				hop, line = line, ""
+			}
+			hop = strings.TrimSpace(hop)
+			if hop == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(hop)
+			if err != nil {
+				return client
+			}
+			client = a.Unmap()
+			if !isTrusted(client, trusted) {
+				return client
+			}
+		}
+	}
+	return client
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
