@@ -18,7 +18,7 @@ type Recorder interface {
 
 type nopRecorder struct{}
 
-func (nopRecorder) Decided(*Request, *Decision)           {}
+func (nopRecorder) Decided(*Request, *Decision)         {}
 func (nopRecorder) StageFailed(*Request, string, error) {}
 
 // Engine decides requests against the current RouteTable. It is safe for concurrent
