@@ -1,0 +1,119 @@
+package store
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func TestGCRADecisions(t *testing.T) {
+	lim := Limit{Rate: 10, Period: time.Second, Burst: 3} // T = 100ms, tolerance 300ms
+	ms := int64(time.Millisecond)
+	tests := []struct {
+		name      string
+		tat, now  int64
+		cost      uint64
+		allowed   bool
+		newTAT    int64
+		remaining uint64
+		retry     time.Duration
+		reset     time.Duration
+	}{
+		{"idle key admits", 0, 1000 * ms, 1, true, 1100 * ms, 2, 0, 100 * time.Millisecond},
+		{"whole burst at once", 0, 1000 * ms, 3, true, 1300 * ms, 0, 0, 300 * time.Millisecond},
+		{"over burst refused", 1300 * ms, 1000 * ms, 1, false, 1300 * ms, 0, 100 * time.Millisecond, 300 * time.Millisecond},
+		{"refill after T", 1300 * ms, 1100 * ms, 1, true, 1400 * ms, 0, 0, 300 * time.Millisecond},
+		{"cost above burst never", 0, 1000 * ms, 4, false, 0, 3, 100 * time.Millisecond, 0},
+		{"peek with cost 0", 1200 * ms, 1000 * ms, 0, true, 1200 * ms, 1, 0, 200 * time.Millisecond},
+		{"old tat is idle", 5 * ms, 1000 * ms, 1, true, 1100 * ms, 2, 0, 100 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tat, res := GCRA(tc.tat, tc.now, tc.cost, lim)
+			if res.Allowed != tc.allowed || tat != tc.newTAT || res.Remaining != tc.remaining ||
+				res.RetryAfter != tc.retry || res.ResetAfter != tc.reset {
+				t.Fatalf("got allowed=%v tat=%d remaining=%d retry=%v reset=%v", res.Allowed, tat/ms,
+					res.Remaining, res.RetryAfter, res.ResetAfter)
+			}
+			if res.Limit != lim {
+				t.Fatalf("limit %+v", res.Limit)
+			}
+		})
+	}
+}
+
+func TestLimitValid(t *testing.T) {
+	tests := []struct {
+		lim  Limit
+		want bool
+	}{
+		{Limit{Rate: 1, Period: time.Second}, true},
+		{Limit{Rate: 0, Period: time.Second}, false},
+		{Limit{Rate: 1, Period: 0}, false},
+		{Limit{Rate: 2, Period: 1}, false},
+		{Limit{Rate: 1, Period: 24 * time.Hour, Burst: 1 << 40}, false}, // tolerance overflows
+		{Limit{Rate: 1000, Period: time.Second, Burst: 1 << 20}, true},
+	}
+	for _, tc := range tests {
+		if got := tc.lim.Valid(); got != tc.want {
+			t.Errorf("%+v: Valid()=%v, want %v", tc.lim, got, tc.want)
+		}
+	}
+}
+
+// TestGCRABound drives GCRA with random arrivals and checks the documented bound: in
+// every window of length W, admitted <= Burst + W·Rate/Period; and a client that keeps
+// asking gets at least W·Rate/Period - 1 units over a window once its burst is spent.
+func TestGCRABound(t *testing.T) {
+	limits := []Limit{
+		{Rate: 10, Period: time.Second, Burst: 5},
+		{Rate: 7, Period: time.Minute},
+		{Rate: 3, Period: time.Second, Burst: 1},
+		{Rate: 1000, Period: time.Hour, Burst: 50},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, lim := range limits {
+		period := int64(lim.Period)
+		var admitted []int64
+		var tat, now int64 = 0, 1
+		// Arrivals at an average of 3x the rate, for 20 periods.
+		mean := period / int64(lim.Rate) / 3
+		for now < 20*period {
+			now += rng.Int64N(2*mean + 1)
+			cost := uint64(1 + rng.IntN(int(min(2, lim.EffectiveBurst()))))
+			var res Result
+			tat, res = GCRA(tat, now, cost, lim)
+			if res.Allowed {
+				for range cost {
+					admitted = append(admitted, now)
+				}
+			}
+		}
+		for _, w := range []int64{period / 3, period, 5 * period} {
+			upper := float64(lim.EffectiveBurst()) + float64(w)*float64(lim.Rate)/float64(period)
+			// Sliding window over the admission times: the most admitted in any [t, t+w).
+			j, most := 0, 0
+			for i := range admitted {
+				for admitted[i]-admitted[j] >= w {
+					j++
+				}
+				most = max(most, i-j+1)
+			}
+			if float64(most) > upper {
+				t.Errorf("%+v window %v: admitted %d > bound %.1f", lim, time.Duration(w), most, upper)
+			}
+			// Lower bound over the last complete window of saturated demand.
+			end := admitted[len(admitted)-1]
+			got := 0
+			for _, a := range admitted {
+				if a > end-w {
+					got++
+				}
+			}
+			lower := float64(w)*float64(lim.Rate)/float64(period) - 2 // -1 plus a cost-2 straddle
+			if float64(got) < lower {
+				t.Errorf("%+v window %v: admitted %d < %.1f", lim, time.Duration(w), got, lower)
+			}
+		}
+	}
+}
