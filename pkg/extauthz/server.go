@@ -1,0 +1,177 @@
+// Package extauthz is Portcullis's Envoy ext_authz v3 gRPC front-end: it translates a
+// CheckRequest into an engine.Request (requestFromCheck), asks the engine, and
+// translates the Decision back into a CheckResponse (checkResponse). Envoy types stop
+// here; the engine and the filters never see them.
+//
+// Policy decisions are always ordinary CheckResponses (OK, or PERMISSION_DENIED with a
+// DeniedHttpResponse), so Envoy's failure_mode_allow never turns a deny into an allow.
+// Only when the engine has no configuration yet does Check return a gRPC Unavailable
+// error, which is what failure_mode_allow is for (ENVOY.md §2).
+package extauthz
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/portcullis/portcullis/pkg/engine"
+	"github.com/portcullis/portcullis/pkg/telemetry"
+)
+
+// frontend names this front-end in logs and metrics.
+const frontend = "extauthz"
+
+// Options configure a Server.
+type Options struct {
+	// Engine decides every request. Required.
+	Engine *engine.Engine
+	// TrustedProxies are the hops whose X-Forwarded-For entries are believed when Envoy
+	// reports one of them as the source address.
+	TrustedProxies []netip.Prefix
+	// Log writes one decision line per Check (optional).
+	Log *telemetry.DecisionLog
+	// Audit records denies (optional).
+	Audit *telemetry.Audit
+	// Logger reports server-side problems (optional; default no-op).
+	Logger *zap.Logger
+	// Now is the clock used when Envoy sends no request time (default time.Now).
+	Now func() time.Time
+}
+
+// Server implements Envoy's envoy.service.auth.v3.Authorization service.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+
+	engine  *engine.Engine
+	trusted []netip.Prefix
+	log     *telemetry.DecisionLog
+	audit   *telemetry.Audit
+	logger  *zap.Logger
+	now     func() time.Time
+	pool    sync.Pool // *checkState
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// New returns a Server for o.
+func New(o Options) *Server {
+	s := &Server{
+		engine:  o.Engine,
+		trusted: o.TrustedProxies,
+		log:     o.Log,
+		audit:   o.Audit,
+		logger:  o.Logger,
+		now:     o.Now,
+	}
+	if s.logger == nil {
+		s.logger = zap.NewNop()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.pool.New = func() any { return &checkState{} }
+	return s
+}
+
+// Register registers s as the Authorization service of g.
+func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+
+// RegisterHealth registers the standard gRPC health service on g, reporting SERVING for
+// the server as a whole ("") and for envoy.service.auth.v3.Authorization. The caller
+// owns the returned server: SetServingStatus to change it, Shutdown when draining.
+func RegisterHealth(g *grpc.Server) *health.Server {
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(g, hs)
+	return hs
+}
+
+// Headroom added to the body limit for the rest of a CheckRequest (headers, attributes).
+const recvHeadroom = 256 << 10
+
+// minRecvBytes is gRPC's default receive limit, kept as the floor.
+const minRecvBytes = 4 << 20
+
+// ServerOptions returns the grpc.Server options for the ext_authz listener.
+// maxBodyBytes is the largest body Envoy may send (its max_request_bytes); the receive
+// limit is that plus headroom for headers, and never below gRPC's 4 MiB default.
+// Keepalive enforcement accepts Envoy's HTTP/2 pings down to every 5s, also without
+// active streams, so a sidecar Envoy configured with connection_keepalive is not sent
+// GOAWAY too_many_pings; the server pings idle clients every 30s to find dead peers.
+func ServerOptions(maxBodyBytes int) []grpc.ServerOption {
+	recv := max(maxBodyBytes, 0) + recvHeadroom
+	recv = max(recv, minRecvBytes)
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(recv),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             5 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    30 * time.Second,
+			Timeout: 10 * time.Second,
+		}),
+		grpc.SharedWriteBuffer(true),
+	}
+}
+
+// Check decides one request. Policy outcomes are OK or PERMISSION_DENIED responses;
+// it returns a gRPC error only when the engine is not ready (Unavailable, so Envoy's
+// failure_mode_allow applies) or Envoy gave up on the call (its context error).
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	st := s.pool.Get().(*checkState)
+	defer s.release(st)
+	r := &st.req
+	var d engine.Decision
+	if err := requestFromCheck(st, req, s.trusted, s.now); err != nil {
+		d = invalidRequest(err)
+	} else {
+		d = s.engine.Decide(ctx, r)
+	}
+	switch d.Reason {
+	case "engine.not_ready":
+		return nil, status.Error(codes.Unavailable, "portcullis: no configuration loaded")
+	case "engine.canceled":
+		if err := ctx.Err(); err != nil {
+			return nil, status.FromContextError(err).Err()
+		}
+	}
+	if s.log != nil {
+		s.log.Log(frontend, r, &d)
+	}
+	if !d.Allow && s.audit != nil {
+		s.audit.Deny(frontend, r, &d)
+	}
+	return checkResponse(r, &d, st.generatedID), nil
+}
+
+func (s *Server) release(st *checkState) {
+	st.reset()
+	s.pool.Put(st)
+}
+
+// invalidRequest is the deny for a CheckRequest the engine cannot evaluate.
+func invalidRequest(err error) engine.Decision {
+	reason := "path.invalid"
+	if err == errNoHTTP {
+		reason = "request.invalid"
+	}
+	return engine.Decision{
+		Status:    http.StatusBadRequest,
+		Reason:    reason,
+		Message:   err.Error(),
+		DecidedBy: frontend,
+	}
+}
