@@ -1,0 +1,165 @@
+package config
+
+import (
+	"net/netip"
+	"net/url"
+	"time"
+)
+
+// Listeners are the addresses Portcullis listens on. An empty address disables that
+// listener.
+type Listeners struct {
+	Proxy       string `yaml:"proxy"`        // reverse proxy; default 127.0.0.1:8000
+	GRPC        string `yaml:"grpc"`         // Envoy ext_authz and RLS; default 127.0.0.1:9001
+	Admin       string `yaml:"admin"`        // health, metrics, JWKS; default 127.0.0.1:9002
+	ForwardAuth string `yaml:"forward_auth"` // forward-auth endpoint; default off
+}
+
+// Validate checks each address and that no two listeners share one.
+func (l *Listeners) Validate(v *Validator, path string) {
+	seen := map[string]string{}
+	for _, a := range []struct{ key, addr string }{
+		{"proxy", l.Proxy}, {"grpc", l.GRPC}, {"admin", l.Admin}, {"forward_auth", l.ForwardAuth},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		p := joinPath(path, a.key)
+		if msg := checkAddress(a.addr); msg != "" {
+			v.Errorf(p, "%s", msg)
+			continue
+		}
+		if other, dup := seen[a.addr]; dup && !hasPortZero(a.addr) {
+			v.Errorf(p, "address %s is also used by listeners.%s", a.addr, other)
+		}
+		seen[a.addr] = a.key
+	}
+}
+
+func hasPortZero(addr string) bool { return len(addr) >= 2 && addr[len(addr)-2:] == ":0" }
+
+// Upstream is the service the reverse proxy forwards allowed requests to.
+type Upstream struct {
+	// URL is the upstream base URL (http or https). Required when listeners.proxy is set.
+	URL                 string           `yaml:"url"`
+	Timeouts            UpstreamTimeouts `yaml:"timeouts"`
+	MaxIdleConnsPerHost int              `yaml:"max_idle_conns_per_host"` // default 256
+}
+
+// UpstreamTimeouts bound the proxy's connections to the upstream.
+type UpstreamTimeouts struct {
+	Dial           time.Duration `yaml:"dial"`            // default 5s
+	ResponseHeader time.Duration `yaml:"response_header"` // default 30s
+	IdleConn       time.Duration `yaml:"idle_conn"`       // default 90s
+}
+
+// Validate checks the URL and limits.
+func (u *Upstream) Validate(v *Validator, path string) {
+	if u.URL != "" {
+		p := joinPath(path, "url")
+		pu, err := url.Parse(u.URL)
+		switch {
+		case err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "":
+			v.Errorf(p, "invalid upstream URL %q: expected http://host:port or https://host:port", u.URL)
+		case pu.User != nil:
+			v.Errorf(p, "credentials in the upstream URL are not allowed")
+		case pu.RawQuery != "" || pu.Fragment != "" || pu.ForceQuery:
+			v.Errorf(p, "the upstream URL must not have a query or fragment")
+		}
+	}
+	if u.MaxIdleConnsPerHost <= 0 {
+		v.Errorf(joinPath(path, "max_idle_conns_per_host"), "must be positive")
+	}
+}
+
+// Validate checks that every timeout is positive.
+func (t *UpstreamTimeouts) Validate(v *Validator, path string) {
+	positive(v, path, "dial", t.Dial)
+	positive(v, path, "response_header", t.ResponseHeader)
+	positive(v, path, "idle_conn", t.IdleConn)
+}
+
+func positive[T ~int | ~int64](v *Validator, path, key string, x T) {
+	if x <= 0 {
+		v.Errorf(joinPath(path, key), "must be positive")
+	}
+}
+
+// Network describes the network around the sidecar.
+type Network struct {
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when resolving
+	// the client address. Default: none (the TCP peer is the client).
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+}
+
+// Identity configures the identity headers sent upstream.
+type Identity struct {
+	// HeaderPrefix is the lowercase prefix of identity headers; default "x-portcullis-".
+	// Inbound headers with this prefix are always removed.
+	HeaderPrefix string `yaml:"header_prefix"`
+}
+
+// Validate checks the prefix is a lowercase header-name prefix ending in '-'.
+func (id *Identity) Validate(v *Validator, path string) {
+	p := id.HeaderPrefix
+	ok := len(p) >= 2 && p[len(p)-1] == '-' && isToken(p)
+	for i := 0; ok && i < len(p); i++ {
+		ok = p[i] < 'A' || p[i] > 'Z'
+	}
+	if !ok {
+		v.Errorf(joinPath(path, "header_prefix"), "invalid header_prefix %q: lowercase header name characters ending in '-', such as x-portcullis-", p)
+	}
+}
+
+// Server holds the front-end limits (proxy, forward-auth and admin listeners).
+type Server struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 61440
+	MaxHeaderCount    int           `yaml:"max_header_count"`    // default 100
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`      // default 10485760
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // default 15s
+}
+
+// Validate checks that every limit is positive.
+func (s *Server) Validate(v *Validator, path string) {
+	positive(v, path, "read_header_timeout", s.ReadHeaderTimeout)
+	positive(v, path, "idle_timeout", s.IdleTimeout)
+	positive(v, path, "max_header_bytes", s.MaxHeaderBytes)
+	positive(v, path, "max_header_count", s.MaxHeaderCount)
+	positive(v, path, "max_body_bytes", s.MaxBodyBytes)
+	positive(v, path, "shutdown_timeout", s.ShutdownTimeout)
+}
+
+// Log configures logging.
+type Log struct {
+	Level string `yaml:"level"` // debug, info (default), warn or error
+}
+
+// Validate checks the level.
+func (l *Log) Validate(v *Validator, path string) {
+	if !oneOf(l.Level, "debug", "info", "warn", "error") {
+		v.Errorf(joinPath(path, "level"), "invalid level %q: expected debug, info, warn or error", l.Level)
+	}
+}
+
+// DefaultRoute says what happens to a request no route matches: a deny with Status,
+// or the policy named Policy. Exactly one is set; default {status: 404}.
+type DefaultRoute struct {
+	Status int    `yaml:"status"`
+	Policy string `yaml:"policy"`
+}
+
+// Validate checks that exactly one of status and policy is set and that they are valid.
+func (dr *DefaultRoute) Validate(v *Validator, path string) {
+	switch {
+	case dr.Policy != "" && dr.Status != 0:
+		v.Errorf(path, "set either status or policy, not both")
+	case dr.Policy != "":
+		if _, ok := v.Document().Policies[dr.Policy]; !ok {
+			v.Errorf(joinPath(path, "policy"), "unknown policy %q", dr.Policy)
+		}
+	case dr.Status < 400 || dr.Status > 599:
+		v.Errorf(joinPath(path, "status"), "status must be a 4xx or 5xx code, got %d", dr.Status)
+	}
+}
