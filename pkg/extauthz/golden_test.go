@@ -228,7 +228,7 @@ func responseCases() map[string]struct {
 			Status: 429, Reason: "ratelimit.over", Message: "slow down", DecidedBy: "limit", Route: "slow",
 			Identity: alice, Response: http.Header{"Retry-After": {"7"}},
 		}},
-		"deny_zero_status": {id: "req-5", d: engine.Decision{}},
+		"deny_zero_status":   {id: "req-5", d: engine.Decision{}},
 		"deny_undefined_4xx": {id: "req-6", d: engine.Decision{Status: 499, Reason: "x", Message: "<script>"}},
 		"deny_undefined_5xx": {id: "req-7", d: engine.Decision{Status: 599, Reason: "y", Message: "m\u00e9\xff"}},
 	}

@@ -95,6 +95,7 @@ func (b *responseBlock) okResponse(r *engine.Request, d *engine.Decision, genera
 		n += 2
 	}
 	opts := newHeaderOptions(n)
+	ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Upstream.Set)+1)
 	for _, hv := range d.Upstream.Set {
 		name := strings.ToLower(hv.Name)
 		ok.Headers = append(ok.Headers, opts.next(name, hv.Value, seen(ok.Headers, name)))
@@ -102,12 +103,18 @@ func (b *responseBlock) okResponse(r *engine.Request, d *engine.Decision, genera
 	if setID {
 		ok.Headers = append(ok.Headers, opts.next(requestIDHeader, r.ID, false))
 	}
+	if len(d.Upstream.Remove) > 0 {
+		ok.HeadersToRemove = make([]string, 0, len(d.Upstream.Remove))
+	}
 	for _, name := range d.Upstream.Remove {
 		if !setsHeader(d.Upstream.Set, name) {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, name)
 		}
 	}
 	ok.QueryParametersToRemove = d.Upstream.RemoveQuery
+	if setID || len(d.Response) > 0 {
+		ok.ResponseHeadersToAdd = make([]*corev3.HeaderValueOption, 0, headerCount(d.Response)+1)
+	}
 	ok.ResponseHeadersToAdd = appendHeaders(opts, ok.ResponseHeadersToAdd, d.Response)
 	if setID {
 		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, opts.next(requestIDHeader, r.ID, false))
@@ -122,7 +129,9 @@ func (b *responseBlock) deniedResponse(r *engine.Request, d *engine.Decision) {
 	b.resp.HttpResponse = &b.denied
 	b.code.Code = httpStatus(d.Status)
 	deny.Status = &b.code
-	opts := newHeaderOptions(headerCount(d.Response) + 2)
+	n := headerCount(d.Response) + 2
+	opts := newHeaderOptions(n)
+	deny.Headers = make([]*corev3.HeaderValueOption, 0, n)
 	deny.Headers = appendHeaders(opts, deny.Headers, d.Response)
 	deny.Headers = append(deny.Headers,
 		opts.next("content-type", "application/json", false),

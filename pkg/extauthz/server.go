@@ -111,10 +111,8 @@ const minRecvBytes = 4 << 20
 // active streams, so a sidecar Envoy configured with connection_keepalive is not sent
 // GOAWAY too_many_pings; the server pings idle clients every 30s to find dead peers.
 func ServerOptions(maxBodyBytes int) []grpc.ServerOption {
-	recv := max(maxBodyBytes, 0) + recvHeadroom
-	recv = max(recv, minRecvBytes)
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(recv),
+		grpc.MaxRecvMsgSize(recvLimit(maxBodyBytes)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             5 * time.Second,
 			PermitWithoutStream: true,
@@ -125,6 +123,12 @@ func ServerOptions(maxBodyBytes int) []grpc.ServerOption {
 		}),
 		grpc.SharedWriteBuffer(true),
 	}
+}
+
+// recvLimit is the gRPC receive limit for a body limit: body plus headroom, at least
+// gRPC's default.
+func recvLimit(maxBodyBytes int) int {
+	return max(max(maxBodyBytes, 0)+recvHeadroom, minRecvBytes)
 }
 
 // Check decides one request. Policy outcomes are OK or PERMISSION_DENIED responses;
