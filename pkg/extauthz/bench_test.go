@@ -56,7 +56,9 @@ func BenchmarkCheckWithDecisionLog(b *testing.B) {
 }
 
 // alwaysAllow is the floor: an ext_authz server that answers OK without looking.
-type alwaysAllow struct{ authv3.UnimplementedAuthorizationServer }
+type alwaysAllow struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (alwaysAllow) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{Status: &statuspb.Status{}}, nil

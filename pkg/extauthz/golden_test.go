@@ -278,10 +278,12 @@ func assertHeaderRules(t *testing.T, resp *authv3.CheckResponse) {
 			if k != strings.ToLower(k) {
 				t.Errorf("%s: key %q is not lowercase", where, k)
 			}
-			if o.GetAppend() == nil {
+			//lint:ignore SA1019 the deprecated append flag is the one we must set (ENVOY.md §3).
+			app := o.GetAppend()
+			if app == nil {
 				t.Errorf("%s: %s has append unset", where, k)
-			} else if o.GetAppend().GetValue() != names[k] {
-				t.Errorf("%s: %s append=%v, want %v", where, k, o.GetAppend().GetValue(), names[k])
+			} else if app.GetValue() != names[k] {
+				t.Errorf("%s: %s append=%v, want %v", where, k, app.GetValue(), names[k])
 			}
 			names[k] = true
 		}

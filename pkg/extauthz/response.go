@@ -194,8 +194,10 @@ func (o *headerOptions) next(name, value string, appendValue bool) *corev3.Heade
 	h := &(*o)[len(*o)-1]
 	h.hv.Key, h.hv.Value = name, value
 	h.opt.Header = &h.hv
+	//lint:ignore SA1019 append is deprecated, but it is the only flag every Envoy version honours for ext_authz (ENVOY.md §3).
 	h.opt.Append = appendFalse
 	if appendValue {
+		//lint:ignore SA1019 see above.
 		h.opt.Append = appendTrue
 	}
 	return &h.opt

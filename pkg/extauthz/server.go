@@ -121,7 +121,6 @@ func ServerOptions(maxBodyBytes int) []grpc.ServerOption {
 			Time:    30 * time.Second,
 			Timeout: 10 * time.Second,
 		}),
-		grpc.SharedWriteBuffer(true),
 	}
 }
 
