@@ -67,7 +67,7 @@ type Memory struct {
 	shards   []shard
 	mask     uint64
 	perShard int
-	clock    func() time.Time
+	clock    func() time.Time // nil: time.Since(base), reading only the monotonic clock
 	base     time.Time
 }
 
@@ -85,16 +85,17 @@ func NewMemory(o MemoryOptions) *Memory {
 	if n > o.MaxKeys {
 		n = 1 << (bits.Len(uint(o.MaxKeys)) - 1)
 	}
-	if o.Clock == nil {
-		o.Clock = time.Now
-	}
 	m := &Memory{
 		shards:   make([]shard, n),
 		mask:     uint64(n - 1),
 		perShard: o.MaxKeys / n,
 		clock:    o.Clock,
 	}
-	m.base = o.Clock()
+	if o.Clock != nil {
+		m.base = o.Clock()
+	} else {
+		m.base = time.Now()
+	}
 	for i := range m.seeds {
 		m.seeds[i] = maphash.MakeSeed()
 	}
@@ -106,7 +107,12 @@ func NewMemory(o MemoryOptions) *Memory {
 
 // now returns nanoseconds since the store was created (monotonic with time.Now).
 // It starts at 1 so that 0 always means "idle".
-func (m *Memory) now() int64 { return int64(m.clock().Sub(m.base)) + 1 }
+func (m *Memory) now() int64 {
+	if m.clock == nil {
+		return int64(time.Since(m.base)) + 1
+	}
+	return int64(m.clock().Sub(m.base)) + 1
+}
 
 // lookup hashes key in the key space k and returns its hash and shard.
 func (m *Memory) lookup(k kind, key string) (uint64, *shard) {

@@ -189,14 +189,16 @@ func TestMemoryConcurrent(t *testing.T) {
 	}
 }
 
+// BenchmarkMemoryTake measures a decision on an existing, live key: each key is first
+// charged an hour's worth of units so it stays in the store for the whole run.
 func BenchmarkMemoryTake(b *testing.B) {
 	m := NewMemory(MemoryOptions{})
 	ctx := context.Background()
-	lim := Limit{Rate: 1 << 30, Period: time.Second}
+	lim := Limit{Rate: 1_000_000_000, Period: time.Hour} // T = 3.6µs
 	keys := make([]string, 1024)
 	for i := range keys {
 		keys[i] = "bench-key-" + strconv.Itoa(i)
-		m.Take(ctx, keys[i], 1, lim)
+		m.Take(ctx, keys[i], 1_000_000, lim)
 	}
 	var seq atomic.Uint32
 	b.ReportAllocs()
@@ -204,8 +206,15 @@ func BenchmarkMemoryTake(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(seq.Add(1)) * 97
 		for pb.Next() {
-			m.Take(ctx, keys[i&1023], 1, lim)
+			if res, err := m.Take(ctx, keys[i&1023], 1, lim); err != nil || !res.Allowed {
+				b.Errorf("Take: %+v %v", res, err)
+				return
+			}
 			i++
 		}
 	})
+	b.StopTimer()
+	if n := m.Len(); n != len(keys) {
+		b.Fatalf("keys were dropped or added: %d", n)
+	}
 }
