@@ -101,15 +101,15 @@ func TestComponentValues(t *testing.T) {
 
 func TestParseComponent(t *testing.T) {
 	valid := map[string]string{
-		"@method":                        `"@method"`,
-		`"content-digest"`:               `"content-digest"`,
-		"example-dict;key=a":             `"example-dict";key="a"`,
-		`"example-dict";sf`:              `"example-dict";sf`,
-		"@query-param;name=Pet":          `"@query-param";name="Pet"`,
-		`"x";req;bs`:                     `"x";req;bs`,
-		`"@authority";req`:               `"@authority";req`,
-		` "@path" `:                      `"@path"`,
-		`"x-custom_header.v1"`:           `"x-custom_header.v1"`,
+		"@method":                         `"@method"`,
+		`"content-digest"`:                `"content-digest"`,
+		"example-dict;key=a":              `"example-dict";key="a"`,
+		`"example-dict";sf`:               `"example-dict";sf`,
+		"@query-param;name=Pet":           `"@query-param";name="Pet"`,
+		`"x";req;bs`:                      `"x";req;bs`,
+		`"@authority";req`:                `"@authority";req`,
+		` "@path" `:                       `"@path"`,
+		`"x-custom_header.v1"`:            `"x-custom_header.v1"`,
 		`"@query-param";name="a%20b";req`: `"@query-param";name="a%20b";req`,
 	}
 	for in, want := range valid {
