@@ -75,6 +75,14 @@ func (a Alg) scheme() byte {
 	return 0
 }
 
+// hashSize returns the digest length of a's hash (0 for EdDSA and unknown values).
+func (a Alg) hashSize() int {
+	if h := a.hash(); h != 0 {
+		return h.Size()
+	}
+	return 0
+}
+
 // kind returns the key kind a needs.
 func (a Alg) kind() keyKind {
 	switch {

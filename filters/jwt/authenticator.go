@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -26,6 +27,8 @@ type Authenticator struct {
 	denials *denials
 	cache   *tokenCache
 	flight  singleflight.Group
+	// verifications counts full verifications (cache misses), for tests and metrics.
+	verifications atomic.Uint64
 }
 
 var _ engine.Authenticator = (*Authenticator)(nil)
@@ -160,10 +163,16 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *engine.Request) (*e
 	}
 	v, err := a.verifyCached(ctx, tok)
 	if err != nil {
+		if err == errOtherIssuer {
+			return nil, engine.ErrNoCredentials
+		}
 		return nil, a.denials.denial(err)
 	}
 	return v.id, nil
 }
+
+// errOtherIssuer: the token names another issuer and the provider yields it.
+var errOtherIssuer = errors.New("token of another issuer")
 
 // Check verifies token fully, bypassing the cache, and returns the identity or the
 // failure (a *VerifyError names the rule). It is meant for tools ("token inspect").
@@ -215,14 +224,25 @@ func (a *Authenticator) verifyCached(ctx context.Context, tok string) (*verified
 
 // verify runs the whole verification of one token: parse, key, signature, claims.
 func (a *Authenticator) verify(ctx context.Context, tok string, now time.Time) (*verified, error) {
+	a.verifications.Add(1)
 	c, err := ParseCompact(tok)
 	if err != nil {
 		return nil, err
 	}
+	var claims map[string]any
+	if a.opts.YieldOtherIssuers {
+		// Routing only: the issuer is checked again after the signature verifies.
+		if claims, err = decodeClaims(c.Payload); err != nil {
+			return nil, err
+		}
+		if iss, _ := claims["iss"].(string); iss != a.opts.Issuer {
+			return nil, errOtherIssuer
+		}
+	}
 	set := a.keySet()
 	if set == nil {
 		if a.remote == nil || !a.remote.refreshEarly(ctx) || a.keySet() == nil {
-			return nil, errNoKeys
+			return nil, ErrNoKeys
 		}
 		set = a.keySet()
 	}
@@ -235,18 +255,28 @@ func (a *Authenticator) verify(ctx context.Context, tok string, now time.Time) (
 	if err != nil {
 		return nil, err
 	}
-	return a.validate(c, k, now)
+	if claims == nil {
+		if claims, err = decodeClaims(c.Payload); err != nil {
+			return nil, err
+		}
+	}
+	return a.validate(c, claims, k, now)
 }
 
-// validate decodes and checks the claims of a token whose signature verified.
-func (a *Authenticator) validate(c *Compact, k *Key, now time.Time) (*verified, error) {
-	claims, err := parseJSONObject(c.Payload)
+// decodeClaims parses the payload strictly.
+func decodeClaims(payload []byte) (map[string]any, error) {
+	claims, err := parseJSONObject(payload)
 	if err != nil {
 		if errors.Is(err, errJSONDuplicate) {
 			return nil, errDuplicateKey
 		}
 		return nil, errPayloadJSON
 	}
+	return claims, nil
+}
+
+// validate checks the claims of a token whose signature verified.
+func (a *Authenticator) validate(c *Compact, claims map[string]any, k *Key, now time.Time) (*verified, error) {
 	reg, err := readRegistered(claims)
 	if err != nil {
 		return nil, err

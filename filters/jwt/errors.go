@@ -24,8 +24,12 @@ const (
 	ReasonAudience      = "jwt.audience"        // no configured audience in aud
 	ReasonClaim         = "jwt.claim"           // a required claim is missing, mistyped or does not match
 	ReasonRevoked       = "jwt.revoked"         // jti or subject is on a deny list
-	ReasonNoKeys        = "jwt.no_keys"         // the provider has no keys yet (remote fetch pending or failing)
 )
+
+// ErrNoKeys is the technical failure of a provider that has no keys yet (the first
+// remote fetch is pending or failing). It is not a denial: the stage's on_error
+// decides (503 by default), since the token may well be valid.
+var ErrNoKeys = errors.New("jwt: no verification keys loaded")
 
 // VerifyError is a verification failure: a stable Reason and a client-safe
 // Description naming the rule that failed. It never contains the token.
@@ -66,7 +70,6 @@ var (
 	errClaimType      = verr(ReasonClaim, "registered claim has the wrong type")
 	errSubject        = verr(ReasonClaim, "token has no subject")
 	errRevoked        = verr(ReasonRevoked, "token has been revoked")
-	errNoKeys         = verr(ReasonNoKeys, "no verification keys are available")
 )
 
 // denials holds one precomputed *engine.Denial per VerifyError, so a rejection does
@@ -82,7 +85,7 @@ func newDenials(realm string, extra []*VerifyError) *denials {
 		errHeaderField, errB64, errTooLarge, errEncrypted, errNested, errCrit, errAlgNone,
 		errAlgUnknown, errAlgNotAllowed, errAlgKeyMismatch, errUnknownKid, errSignature,
 		errExpired, errNoExpiry, errNotYetValid, errIssuedFuture, errIssuer, errAudience,
-		errClaimType, errSubject, errRevoked, errNoKeys, errAmbiguous}
+		errClaimType, errSubject, errRevoked, errAmbiguous}
 	for _, e := range append(all, extra...) {
 		d.byErr[e] = d.build(e)
 	}

@@ -67,10 +67,10 @@ func (k *Key) fits(a Alg) bool {
 	if a.kind() != k.kind {
 		return false
 	}
-	if k.kind == kindOct && len(k.secret) < a.hash().Size() {
+	if k.kind == kindOct && len(k.secret) < a.hashSize() {
 		return false
 	}
-	return k.Alg == 0 || (k.Alg.scheme() == a.scheme() && a.hash().Size() >= k.Alg.hash().Size())
+	return k.Alg == 0 || (k.Alg.scheme() == a.scheme() && a.hashSize() >= k.Alg.hashSize())
 }
 
 // Retired reports whether a refresh removed k from its provider's key set.

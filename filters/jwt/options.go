@@ -33,6 +33,12 @@ type Options struct {
 	Name string
 	// Issuer, when set, must equal the token's "iss" exactly. Required with Discovery.
 	Issuer string
+	// YieldOtherIssuers makes a token whose (unverified) "iss" is not Issuer count as
+	// "no credentials" instead of a 401, so the next provider of an any-of requirement
+	// sharing the same token source can verify it. Set it on every provider of such a
+	// list except the last, which then rejects tokens of unknown issuers (even on
+	// routes that allow anonymous requests). Requires Issuer.
+	YieldOtherIssuers bool
 	// Audiences, when set, must share at least one value with the token's "aud".
 	Audiences []string
 	// Algorithms allowed, by JOSE name. Default: every asymmetric algorithm (RS*, PS*,
@@ -227,8 +233,8 @@ func (o *Options) validate() error {
 	if n != 1 {
 		errs = append(errs, errors.New("exactly one key source (jwks, file, url, discovery) is required"))
 	}
-	if o.Keys.Discovery && o.Issuer == "" {
-		errs = append(errs, errors.New("discovery requires an issuer"))
+	if (o.Keys.Discovery || o.YieldOtherIssuers) && o.Issuer == "" {
+		errs = append(errs, errors.New("discovery and yield_other_issuers require an issuer"))
 	}
 	for i, s := range o.Sources {
 		if s.Kind > FromQuery || (s.Kind != FromBearer && s.Name == "") {
