@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/pkg/engine"
+	"github.com/portcullis/portcullis/pkg/telemetry"
+)
+
+// Defaults applied by New to zero-valued Options fields.
+const (
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultMaxIdleConnsPerHost   = 256
+	DefaultReadHeaderTimeout     = 10 * time.Second
+	DefaultIdleTimeout           = 120 * time.Second
+	DefaultMaxHeaderBytes        = 60 << 10 // like Envoy
+	DefaultMaxHeaderCount        = 100
+	DefaultShutdownTimeout       = 30 * time.Second
+)
+
+// Options configure a Proxy. Only Engine and Upstream are required.
+type Options struct {
+	// Engine decides every request.
+	Engine *engine.Engine
+	// Upstream is the service behind the proxy (scheme http or https, host, optional
+	// base path).
+	Upstream *url.URL
+	// SendUpstreamHost sends the upstream URL's host as Host. By default the upstream
+	// sees the client's Host, the same authority host rules were evaluated against.
+	SendUpstreamHost bool
+
+	// Transport carries requests upstream. Nil: an http.Transport built from the pool
+	// settings below (no environment proxy, no transparent compression).
+	Transport                 http.RoundTripper
+	DialTimeout               time.Duration // default 5s
+	ResponseHeaderTimeout     time.Duration // default 60s; exceeded: 504
+	IdleConnTimeout           time.Duration // default 90s
+	MaxIdleConnsPerHost       int           // default 256 (Go's default of 2 halves throughput under load)
+	DisableUpstreamKeepAlives bool
+
+	// TrustedProxies are the hops whose X-Forwarded-For, X-Forwarded-Proto,
+	// X-Forwarded-Host and client-IP headers are believed.
+	TrustedProxies []netip.Prefix
+
+	// Server limits (Serve).
+	ReadHeaderTimeout time.Duration // default 10s
+	IdleTimeout       time.Duration // default 120s
+	ShutdownTimeout   time.Duration // graceful drain budget, default 30s
+	MaxHeaderBytes    int           // request line + header block, default 60 KiB (431 above)
+	MaxHeaderCount    int           // header field lines, default 100 (431 above)
+	// MaxBodyBytes caps every request body (413 above); 0 means no global cap. Routes
+	// whose stages read the body are also bounded by their own body limit.
+	MaxBodyBytes int64
+
+	// WebSocket configures upgraded connections.
+	WebSocket WebSocketOptions
+
+	Log    *telemetry.DecisionLog // one line per decision; nil: none
+	Audit  *telemetry.Audit       // one event per deny; nil: none
+	Logger *zap.Logger            // proxy errors; nil: discarded
+}
+
+// WebSocketOptions configure upgrade handling. WebSocket is the only protocol a client
+// may upgrade to (h2c and others are refused); the upgrade request is decided like any
+// other before the upstream sees it, and afterwards the connection is a byte pipe.
+// Per-message limits belong here when the proxy learns to frame WebSocket messages.
+type WebSocketOptions struct {
+	// Disabled refuses every upgrade with 400.
+	Disabled bool
+}
+
+// withDefaults returns o with zero fields defaulted, or an error for invalid values.
+func (o Options) withDefaults() (Options, error) {
+	var errs []error
+	if o.Engine == nil {
+		errs = append(errs, errors.New("engine is required"))
+	}
+	if o.Upstream == nil || (o.Upstream.Scheme != "http" && o.Upstream.Scheme != "https") || o.Upstream.Host == "" {
+		errs = append(errs, errors.New("upstream must be an http or https URL with a host"))
+	}
+	if o.MaxBodyBytes < 0 || o.MaxHeaderBytes < 0 || o.MaxHeaderCount < 0 || o.MaxIdleConnsPerHost < 0 {
+		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if len(errs) > 0 {
+		return o, fmt.Errorf("proxy options: %w", errors.Join(errs...))
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&o.DialTimeout, DefaultDialTimeout)
+	def(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	def(&o.IdleConnTimeout, DefaultIdleConnTimeout)
+	def(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&o.IdleTimeout, DefaultIdleTimeout)
+	def(&o.ShutdownTimeout, DefaultShutdownTimeout)
+	if o.MaxIdleConnsPerHost == 0 {
+		o.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if o.MaxHeaderBytes == 0 {
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if o.MaxHeaderCount == 0 {
+		o.MaxHeaderCount = DefaultMaxHeaderCount
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o, nil
+}
+
+// newTransport builds the upstream connection pool (PROXY.md §17).
+func (o *Options) newTransport() *http.Transport {
+	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                  nil, // a sidecar never follows HTTP_PROXY
+		DialContext:            d.DialContext,
+		MaxIdleConns:           0, // no global cap; per host below
+		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
+		IdleConnTimeout:        o.IdleConnTimeout,
+		ResponseHeaderTimeout:  o.ResponseHeaderTimeout,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		DisableKeepAlives:      o.DisableUpstreamKeepAlives,
+		DisableCompression:     true, // forward bytes as they are
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+}

@@ -1,0 +1,210 @@
+// Package proxy is Portcullis's reverse-proxy front-end: every request is decided by the
+// engine before httputil.ReverseProxy (with Rewrite, never Director) forwards it to the
+// one upstream service.
+//
+// What the upstream receives (the contract upstream apps code against):
+//   - the normalized path: the percent-encoded form of engine.CleanPath's result, the
+//     same resource policy matched (dot segments removed, slash runs collapsed,
+//     unreserved escapes decoded; encoded slashes, backslashes, NUL and ';' refused);
+//   - the client's Host (unless Options.SendUpstreamHost);
+//   - X-Forwarded-For replaced by the resolved chain (only the TCP peer, or the
+//     client-to-peer chain through configured trusted proxies), X-Forwarded-Host and
+//     X-Forwarded-Proto set by the proxy;
+//   - no inbound header carrying the identity prefix, no client-IP or URL-override
+//     header unless the peer is a trusted proxy, no method-override header, no
+//     request trailers; the decision's identity headers and x-request-id, written after
+//     hop-by-hop removal so a client's Connection header cannot delete them.
+//
+// Serve adds the raw-byte hardening of PROXY.md (see conn and scanner): requests with
+// both Content-Length and Transfer-Encoding, obs-fold, bare LF, oversized header
+// blocks and too many header lines are answered before net/http parses them.
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/pkg/engine"
+	"github.com/portcullis/portcullis/pkg/telemetry"
+)
+
+// frontend names this front-end in decision logs and audit events.
+const frontend = "proxy"
+
+// Proxy is the reverse-proxy front-end. It is an http.Handler; Serve runs it on a
+// listener with the configured limits. It is safe for concurrent use.
+type Proxy struct {
+	o        Options
+	eng      *engine.Engine
+	rp       *httputil.ReverseProxy
+	upstream string // Options.Upstream, for logs
+	names    headerNames
+	pool     sync.Pool // *exchange
+}
+
+// exchange is the per-request state: the engine's view, the decision and what the
+// rewrite needs. Exchanges are pooled; nothing may keep one after ServeHTTP returns.
+type exchange struct {
+	req        engine.Request
+	dec        engine.Decision
+	fwdRawPath string // encoded path to forward when it differs from req.Path
+	trusted    bool   // the TCP peer is a configured trusted proxy
+	upgrade    bool   // the request carries Upgrade: the connection ends unless it switches
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+// New returns a Proxy for o. It fails when Engine or Upstream is missing or a limit is
+// negative.
+func New(o Options) (*Proxy, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{o: o, eng: o.Engine, upstream: o.Upstream.String()}
+	p.pool.New = func() any { return new(exchange) }
+	transport := o.Transport
+	if transport == nil {
+		transport = o.newTransport()
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      transport,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.proxyError,
+		BufferPool:     copyBuffers,
+		ErrorLog:       newStdLog(o.Logger),
+	}
+	return p, nil
+}
+
+// ServeHTTP decides the request and, when allowed, proxies it upstream.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := p.pool.Get().(*exchange)
+	defer p.release(x)
+	p.fill(x, r)
+	if rej := p.refuse(r, x); rej != nil {
+		p.reject(w, x, rej)
+		return
+	}
+	limit := p.eng.Prepare(&x.req)
+	if p.o.MaxBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, p.o.MaxBodyBytes)
+	}
+	if limit > 0 {
+		if rej := p.readBody(r, &x.req, limit); rej != nil {
+			p.reject(w, x, rej)
+			return
+		}
+	}
+	x.dec = p.eng.Decide(r.Context(), &x.req)
+	p.record(x)
+	if !x.dec.Allow {
+		p.writeDecision(w, x)
+		return
+	}
+	h := w.Header()
+	h["X-Request-Id"] = []string{x.req.ID}
+	addHeaders(h, x.dec.Response)
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+}
+
+func (p *Proxy) release(x *exchange) {
+	x.req.Header = nil // the map belongs to the http.Request; Reset would clear it
+	x.req.Reset()
+	*x = exchange{req: x.req}
+	p.pool.Put(x)
+}
+
+// fill builds the engine's view of r (everything but the body and the path).
+func (p *Proxy) fill(x *exchange, r *http.Request) {
+	req := &x.req
+	req.ID = telemetry.RequestID(r.Header.Get("X-Request-Id"))
+	req.Method = r.Method
+	req.Host = r.Host
+	req.Header = r.Header
+	req.RawQuery = r.URL.RawQuery
+	req.Received = time.Now()
+	direct := remoteIP(r.RemoteAddr)
+	req.Peer.Direct = direct
+	req.Peer.IP = direct
+	x.trusted = isTrusted(direct, p.o.TrustedProxies)
+	if x.trusted {
+		req.Peer.IP = engine.ClientIP(direct, r.Header["X-Forwarded-For"], p.o.TrustedProxies)
+	}
+	req.Peer.TLS = r.TLS != nil
+	req.Peer.Principal = tlsPrincipal(r.TLS)
+	req.Scheme = "http"
+	switch {
+	case r.TLS != nil:
+		req.Scheme = "https"
+	case x.trusted:
+		if v := r.Header.Get("X-Forwarded-Proto"); v == "https" || v == "http" {
+			req.Scheme = v
+		}
+	}
+	x.upgrade = len(r.Header["Upgrade"]) > 0
+}
+
+// record writes the decision log line and, for a deny, the audit event.
+func (p *Proxy) record(x *exchange) {
+	if p.o.Log != nil {
+		p.o.Log.Log(frontend, &x.req, &x.dec)
+	}
+	if !x.dec.Allow && p.o.Audit != nil {
+		p.o.Audit.Deny(frontend, &x.req, &x.dec)
+	}
+}
+
+// reject answers a request the front-end refuses before (or instead of) the engine.
+func (p *Proxy) reject(w http.ResponseWriter, x *exchange, rej *rejection) {
+	x.dec = engine.Decision{Status: rej.status, Reason: rej.reason, Message: rej.message, DecidedBy: frontend}
+	p.record(x)
+	p.writeDecision(w, x)
+}
+
+// writeDecision writes a deny: the decision's client headers and the JSON error body.
+func (p *Proxy) writeDecision(w http.ResponseWriter, x *exchange) {
+	h := w.Header()
+	addHeaders(h, x.dec.Response)
+	if x.upgrade {
+		h["Connection"] = []string{"close"}
+	}
+	writeJSONError(w, x.dec.Status, x.dec.Message, x.dec.Reason, x.req.ID)
+}
+
+func addHeaders(dst, src http.Header) {
+	for k, vs := range src {
+		dst[k] = append(dst[k], vs...)
+	}
+}
+
+// remoteIP parses net/http's RemoteAddr ("ip:port"); anything else gives the zero Addr.
+func remoteIP(addr string) netip.Addr {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,284 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+
+	"github.com/portcullis/portcullis/pkg/engine"
+)
+
+// clientIPHeaders claim a client address or an original URL. Frameworks believe them,
+// so they pass only from a trusted proxy (PROXY.md §6).
+var clientIPHeaders = [...]string{
+	"X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
+	"Fastly-Client-Ip", "X-Original-Forwarded-For", "X-Original-Url", "X-Rewrite-Url",
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Scheme",
+	"X-Forwarded-Ssl", "X-Url-Scheme", "Front-End-Https",
+}
+
+// methodOverrideHeaders make some frameworks treat a request as another method; they
+// are always stripped so policy and upstream agree on the method (PROXY.md §13).
+var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// rewrite builds the upstream request. ReverseProxy has already removed hop-by-hop
+// headers (and those named in Connection) and the inbound Forwarded/X-Forwarded-*
+// headers, so everything written here reaches the upstream (PROXY.md §5).
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	out := pr.Out
+	x := exchangeFrom(pr.In.Context())
+	if x == nil { // not reached through ServeHTTP: send nowhere
+		out.URL.Host = ""
+		return
+	}
+	out.URL.Path, out.URL.RawPath = x.req.Path, x.fwdRawPath
+	pr.SetURL(p.o.Upstream)
+	if !p.o.SendUpstreamHost {
+		out.Host = pr.In.Host
+	}
+	h := out.Header
+	stripPrefixed(h, p.identityPrefix())
+	for _, k := range methodOverrideHeaders {
+		delete(h, k)
+	}
+	if !x.trusted {
+		for _, k := range clientIPHeaders {
+			delete(h, k)
+		}
+	}
+	p.setForwarded(h, x, pr.In)
+	h["X-Request-Id"] = []string{x.req.ID}
+	p.applyOps(out, &x.dec.Upstream)
+	out.Trailer = nil // request trailers never reach the upstream (PROXY.md §15)
+}
+
+func (p *Proxy) identityPrefix() string {
+	if t := p.eng.Table(); t != nil {
+		return t.IdentityPrefix()
+	}
+	return engine.DefaultIdentityPrefix
+}
+
+// stripPrefixed deletes every header whose name starts with the lowercase prefix,
+// ignoring ASCII case. The engine already did so on the inbound request; this keeps
+// the upstream request clean even if the table changed in between.
+func stripPrefixed(h http.Header, prefix string) {
+	for k := range h {
+		if len(k) >= len(prefix) && strings.EqualFold(k[:len(prefix)], prefix) {
+			delete(h, k)
+		}
+	}
+}
+
+// setForwarded writes X-Forwarded-For (replaced, never appended to an untrusted value),
+// X-Forwarded-Host and X-Forwarded-Proto.
+func (p *Proxy) setForwarded(h http.Header, x *exchange, in *http.Request) {
+	req := &x.req
+	host := in.Host
+	if x.trusted {
+		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+			host = v
+		}
+		h["X-Forwarded-For"] = []string{forwardedChain(req.Peer.Direct, in.Header["X-Forwarded-For"], p.o.TrustedProxies)}
+	} else if req.Peer.Direct.IsValid() {
+		h["X-Forwarded-For"] = []string{req.Peer.Direct.String()}
+	}
+	h["X-Forwarded-Host"] = []string{host}
+	h["X-Forwarded-Proto"] = []string{req.Scheme}
+}
+
+// forwardedChain returns the X-Forwarded-For value for a request from a trusted peer:
+// the hops from the resolved client (as engine.ClientIP finds it) to the peer, in
+// order. Entries left of the client were written by the client and are dropped.
+func forwardedChain(peer netip.Addr, xff []string, trusted []netip.Prefix) string {
+	rev := append(make([]string, 0, 4), peer.String())
+walk:
+	for i := len(xff) - 1; i >= 0; i-- {
+		line := xff[i]
+		for line != "" {
+			var hop string
+			if j := strings.LastIndexByte(line, ','); j >= 0 {
+				hop, line = line[j+1:], line[:j]
+			} else {
+				hop, line = line, ""
+			}
+			hop = strings.TrimSpace(hop)
+			if hop == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(hop)
+			if err != nil {
+				break walk
+			}
+			a = a.Unmap()
+			rev = append(rev, a.String())
+			if !isTrusted(a, trusted) {
+				break walk
+			}
+		}
+	}
+	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+		rev[i], rev[j] = rev[j], rev[i]
+	}
+	return strings.Join(rev, ", ")
+}
+
+// applyOps applies the decision's upstream mutations: Set in order (the first entry of
+// a name overwrites, later ones append), then Remove, then RemoveQuery.
+func (p *Proxy) applyOps(out *http.Request, ops *engine.HeaderOps) {
+	h := out.Header
+	for i, s := range ops.Set {
+		k := p.names.canonical(s.Name)
+		if seenBefore(ops.Set[:i], s.Name) {
+			h[k] = append(h[k], s.Value)
+		} else {
+			h[k] = []string{s.Value}
+		}
+	}
+	for _, name := range ops.Remove {
+		delete(h, p.names.canonical(name))
+	}
+	if len(ops.RemoveQuery) > 0 && out.URL.RawQuery != "" {
+		out.URL.RawQuery = removeQuery(out.URL.RawQuery, ops.RemoveQuery)
+	}
+}
+
+func seenBefore(set []engine.HeaderValue, name string) bool {
+	for _, s := range set {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// removeQuery drops the pairs whose decoded name is in names, keeping every other pair
+// byte for byte and in order.
+func removeQuery(raw string, names []string) string {
+	var b strings.Builder
+	for pair := range strings.SplitSeq(raw, "&") {
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil && containsString(names, k) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(pair)
+	}
+	return b.String()
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// modifyResponse drops the upstream's X-Request-Id (the client gets the proxy's) and
+// closes the client connection after a refused upgrade: the raw scanner stopped
+// framing that connection at the upgrade request.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	delete(res.Header, "X-Request-Id")
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		if x := exchangeFrom(res.Request.Context()); x != nil && x.upgrade {
+			res.Header["Connection"] = []string{"close"}
+		}
+	}
+	return nil
+}
+
+// proxyError answers when the upstream could not be reached or did not answer in time.
+func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	status, reason, msg := http.StatusBadGateway, "upstream.unavailable", "upstream unavailable"
+	var tooLarge *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		status, reason, msg = refBodyTooLarge.status, refBodyTooLarge.reason, refBodyTooLarge.message
+	case errors.Is(err, context.Canceled):
+		reason, msg = "request.canceled", "request canceled"
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		status, reason, msg = http.StatusGatewayTimeout, "upstream.timeout", "upstream timed out"
+	}
+	if reason != "request.canceled" {
+		if ce := p.o.Logger.Check(zap.WarnLevel, "upstream request failed"); ce != nil {
+			ce.Write(zap.String("reason", reason), zap.String("upstream", p.upstream), zap.Error(err))
+		}
+	}
+	h := w.Header()
+	if x := exchangeFrom(r.Context()); x != nil && x.upgrade {
+		h["Connection"] = []string{"close"}
+	}
+	writeJSONError(w, status, msg, reason, h.Get("X-Request-Id"))
+}
+
+// headerNames caches canonical forms of the lowercase header names decisions set, so
+// the hot path does not allocate for them. The map is copied on write and bounded.
+type headerNames struct {
+	m  atomic.Pointer[map[string]string]
+	mu sync.Mutex
+}
+
+const maxCachedHeaderNames = 1024
+
+func (c *headerNames) canonical(lower string) string {
+	if m := c.m.Load(); m != nil {
+		if k, ok := (*m)[lower]; ok {
+			return k
+		}
+	}
+	k := http.CanonicalHeaderKey(lower)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil && len(*old) >= maxCachedHeaderNames {
+		return k
+	}
+	next := make(map[string]string, 8)
+	if old != nil {
+		for a, b := range *old {
+			next[a] = b
+		}
+	}
+	next[lower] = k
+	c.m.Store(&next)
+	return k
+}
+
+// copyBuffers lends ReverseProxy its 32 KiB copy buffers instead of allocating one per
+// response.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+const copyBufferBytes = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[copyBufferBytes]byte); ok {
+		return v[:]
+	}
+	return make([]byte, copyBufferBytes)
+}
+
+// Put keeps buf through a pointer to its array, so pooling it does not allocate.
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) >= copyBufferBytes {
+		b.p.Put((*[copyBufferBytes]byte)(buf[:copyBufferBytes]))
+	}
+}
+
+func newStdLog(l *zap.Logger) *log.Logger { return zap.NewStdLog(l.Named("reverseproxy")) }
