@@ -18,7 +18,8 @@ type decoder struct {
 	errs    Errors
 	pos     map[string]Position
 	failed  map[string]bool // paths with decode errors (see Document.failed)
-	budget  int // node visits left; bounds alias expansion ("billion laughs")
+	below   map[string]bool // parents of failed paths
+	budget  int             // node visits left; bounds alias expansion ("billion laughs")
 	stopped bool
 }
 
@@ -36,12 +37,16 @@ type defaulter interface {
 
 var positionType = reflect.TypeFor[Position]()
 
+// maxKeyBytes bounds mapping keys, which become part of every path below them.
+const maxKeyBytes = 256
+
 func newDecoder(file, baseDir string, root *yaml.Node) *decoder {
 	return &decoder{
 		file:    file,
 		baseDir: baseDir,
 		pos:     make(map[string]Position),
 		failed:  make(map[string]bool),
+		below:   make(map[string]bool),
 		budget:  10*countNodes(root, 0) + 10000,
 	}
 }
@@ -59,8 +64,20 @@ func countNodes(n *yaml.Node, depth int) int {
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.failed[path] = true
+	d.fail(path)
 	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Col: n.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// fail marks path as failed to decode, and its parents as having a failure below.
+func (d *decoder) fail(path string) {
+	d.failed[path] = true
+	for p := path; p != ""; {
+		p = parentPath(p)
+		if d.below[p] {
+			return
+		}
+		d.below[p] = true
+	}
 }
 
 // decode decodes n into *target.
@@ -70,12 +87,7 @@ func (d *decoder) decode(path string, n *yaml.Node, target any) {
 
 // value decodes n into v, which must be settable.
 func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
-	if d.stopped {
-		return
-	}
-	if d.budget--; d.budget < 0 {
-		d.stopped = true
-		d.errorf(n, path, "document too complex: aliases expand beyond the node budget")
+	if !d.spend(n, path, 1) {
 		return
 	}
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
@@ -131,6 +143,10 @@ func (d *decoder) entries(path string, n *yaml.Node, fn func(key string, k, v *y
 			continue
 		}
 		key := k.Value
+		if len(key) > maxKeyBytes {
+			d.errorf(k, path, "key longer than %d bytes", maxKeyBytes)
+			continue
+		}
 		if key == "<<" && k.ShortTag() == "!!merge" {
 			d.errorf(k, path, "merge keys (<<) are not supported; repeat the keys")
 			continue
@@ -154,7 +170,7 @@ func (d *decoder) structure(path string, n *yaml.Node, v reflect.Value) {
 		if !ok {
 			d.errorf(k, joinPath(path, key), "unknown key %q; expected one of: %s", key, fieldNames(fields))
 			if path != "" {
-				d.failed[path] = true // the struct's other fields may be missing because of it
+				d.fail(path) // the struct's other fields may be missing because of it
 			}
 			return
 		}
@@ -171,6 +187,9 @@ func (d *decoder) sequence(path string, n *yaml.Node, v reflect.Value) {
 		d.errorf(n, path, "expected a list, got %s", describe(n))
 		return
 	}
+	if !d.spend(n, path, len(n.Content)) {
+		return
+	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, c := range n.Content {
 		e := s.Index(i)
@@ -185,6 +204,9 @@ func (d *decoder) mapping(path string, n *yaml.Node, v reflect.Value) {
 	t := v.Type()
 	if t.Key().Kind() != reflect.String {
 		d.errorf(n, path, "internal: unsupported map key type %s", t.Key())
+		return
+	}
+	if !d.spend(n, path, len(n.Content)/2) {
 		return
 	}
 	m := reflect.MakeMapWithSize(t, len(n.Content)/2)
@@ -268,6 +290,21 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// spend charges k node visits to the budget, which bounds both the time and the
+// memory (slices are allocated only after their elements are paid for) that alias
+// expansion can cost.
+func (d *decoder) spend(n *yaml.Node, path string, k int) bool {
+	if d.stopped {
+		return false
+	}
+	if d.budget -= k; d.budget < 0 {
+		d.stopped = true
+		d.errorf(n, path, "document too complex: aliases expand beyond the node budget")
+		return false
+	}
+	return true
 }
 
 // valueOf returns the settable value a pointer points to.

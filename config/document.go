@@ -40,7 +40,7 @@ type Document struct {
 	env map[string]string   // paths set by environment overrides -> variable name
 	// failed holds the paths whose decoding failed; validation stays quiet about
 	// them, their parents and their children, which hold defaults, not the user's intent.
-	failed map[string]bool
+	failed, failedBelow map[string]bool
 }
 
 // Defaults returns a document holding every default and nothing else. Decoding
@@ -106,7 +106,10 @@ func parse(file string, data []byte, lookup func(key string) (string, bool)) (*D
 	doc.Source = file
 	d := newDecoder(file, filepath.Dir(file), root)
 	d.decode("", root, doc)
-	doc.pos, doc.failed = d.pos, d.failed
+	if d.stopped {
+		return nil, d.errs.sorted() // what was decoded is partial; validating it is noise
+	}
+	doc.pos, doc.failed, doc.failedBelow = d.pos, d.failed, d.below
 	doc.finish()
 	if lookup != nil {
 		doc.applyOverrides(lookup)

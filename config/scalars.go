@@ -125,4 +125,6 @@ func decodeScalar(d *decoder, path string, n *yaml.Node, v reflect.Value) {
 	}
 }
 
-func quote(s string) string { return describe(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}) }
+func quote(s string) string {
+	return describe(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s})
+}

@@ -30,7 +30,11 @@ func (l *Listeners) Validate(v *Validator, path string) {
 			continue
 		}
 		if other, dup := seen[a.addr]; dup && !hasPortZero(a.addr) {
-			v.Errorf(p, "address %s is also used by listeners.%s", a.addr, other)
+			at, by := p, other
+			if !v.Has(p) { // report it where the user wrote it
+				at, by = joinPath(path, other), a.key
+			}
+			v.Errorf(at, "address %s is also used by listeners.%s", a.addr, by)
 		}
 		seen[a.addr] = a.key
 	}

@@ -49,20 +49,17 @@ func (doc *Document) decodeFailedNear(path string) bool {
 	if len(doc.failed) == 0 {
 		return false
 	}
+	if path != "" && doc.failedBelow[path] {
+		return true
+	}
 	for p := path; ; p = parentPath(p) {
 		if doc.failed[p] {
 			return true
 		}
 		if p == "" {
-			break
+			return false
 		}
 	}
-	for f := range doc.failed {
-		if path != "" && len(f) > len(path) && strings.HasPrefix(f, path) && (f[len(path)] == '.' || f[len(path)] == '[') {
-			return true
-		}
-	}
-	return false
 }
 
 // validateDocument runs every Validate hook of the document.
@@ -132,7 +129,9 @@ func checkName(v *Validator, path, what, name string) {
 	}
 }
 
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 // isToken reports whether s is an HTTP token (RFC 9110 §5.6.2), as header names and
 // methods must be.
