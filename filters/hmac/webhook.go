@@ -221,7 +221,8 @@ func (hr *hookRequest) setTimestamp(s string) bool {
 }
 
 // parseStripe reads "t=<unix>,v1=<hex>[,v1=<hex>...]"; other schemes (v0) are
-// ignored. It needs exactly one t and at least one v1.
+// ignored. It needs exactly one t and at least one well-formed v1, and takes at most
+// maxCandidates v1 entries.
 func (hr *hookRequest) parseStripe(v string) bool {
 	var t string
 	for rest := v; rest != ""; {
@@ -238,9 +239,12 @@ func (hr *hookRequest) parseStripe(v string) bool {
 			}
 			t = val
 		case "v1":
-			if !hr.addHex("v1="+val, "v1=") {
+			// A v1 that is not 64 hex digits cannot match; like Stripe's
+			// libraries, ignore it rather than reject the header.
+			if hr.n == maxCandidates {
 				return false
 			}
+			hr.addHex(val, "")
 		}
 	}
 	hr.prefix = [8]string{t, "."}

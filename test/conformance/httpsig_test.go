@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/filters/hmac"
+	"github.com/portcullis/portcullis/pkg/engine"
 	"github.com/portcullis/portcullis/pkg/httpsig"
 	"github.com/portcullis/portcullis/pkg/httpsig/sfv"
 )
@@ -316,4 +318,119 @@ func TestRFC9530ContentDigest(t *testing.T) {
 	if n := counts["valid"] + counts["invalid"] + counts["inconsistent-in-rfc"] + counts["unverifiable-in-rfc"] + counts["invalid-encoding"]; n != len(f.Cases) {
 		t.Fatalf("%d of %d cases ran", n, len(f.Cases))
 	}
+}
+
+type webhookCase struct {
+	ID        string            `json:"id"`
+	Scheme    string            `json:"scheme"`
+	Header    string            `json:"header"`
+	Headers   map[string]string `json:"headers"`
+	Secret    string            `json:"secret"`
+	Timestamp int64             `json:"timestamp"`
+	Body      string            `json:"body"`
+	Expected  string            `json:"expected_header_value"`
+	Negatives []struct {
+		Body   *string `json:"body"`
+		Header string  `json:"header"`
+		Expect string  `json:"expect"`
+	} `json:"negatives"`
+}
+
+// webhookAuthenticator builds the preset for a vector with the clock at at.
+func webhookAuthenticator(t *testing.T, scheme hmac.Scheme, secret string, at time.Time) *hmac.Authenticator {
+	t.Helper()
+	a, err := hmac.New(hmac.Options{
+		Scheme: scheme, Now: func() time.Time { return at }, DisableReplay: true,
+		Clients: []hmac.Client{{Subject: "webhook", Keys: []hmac.Key{{ID: "vector", Secret: []byte(secret)}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func webhookVerify(a *hmac.Authenticator, headers map[string]string, body string) error {
+	r := &engine.Request{Method: "POST", Scheme: "https", Host: "hooks.example", RawPath: "/",
+		Header: http.Header{}, Body: []byte(body), HasBody: true}
+	for k, v := range headers {
+		r.Header.Set(k, v)
+	}
+	_, err := a.Authenticate(context.Background(), r)
+	return err
+}
+
+// TestWebhookVectors verifies the presets against the providers' published examples.
+func TestWebhookVectors(t *testing.T) {
+	var f struct{ Cases []webhookCase }
+	loadJSON(t, httpsigVectors(t, "webhook_vectors.json"), &f)
+	checked := 0
+	for _, c := range f.Cases {
+		t.Run(c.ID, func(t *testing.T) {
+			at := time.Unix(c.Timestamp, 0)
+			var scheme hmac.Scheme
+			headers := map[string]string{}
+			switch {
+			case strings.HasPrefix(c.Scheme, "GitHub"):
+				scheme = hmac.SchemeGitHub
+				headers[c.Header] = c.Expected
+				if got := hmac.SignGitHub([]byte(c.Secret), []byte(c.Body)); got != c.Expected {
+					t.Fatalf("SignGitHub = %s, want %s", got, c.Expected)
+				}
+			case strings.HasPrefix(c.Scheme, "Stripe"):
+				scheme = hmac.SchemeStripe
+				headers[c.Header] = c.Expected
+				if got := hmac.SignStripe([]byte(c.Secret), c.Timestamp, []byte(c.Body)); got != c.Expected {
+					t.Fatalf("SignStripe = %s, want %s", got, c.Expected)
+				}
+			case strings.HasPrefix(c.Scheme, "Slack"):
+				scheme = hmac.SchemeSlack
+				headers = c.Headers
+			default:
+				t.Fatalf("no preset for scheme %q", c.Scheme)
+			}
+			a := webhookAuthenticator(t, scheme, c.Secret, at)
+			if err := webhookVerify(a, headers, c.Body); err != nil {
+				t.Fatalf("published example rejected: %v", err)
+			}
+			checked++
+			if c.Timestamp != 0 {
+				live := webhookAuthenticator(t, scheme, c.Secret, time.Now())
+				if err := webhookVerify(live, headers, c.Body); !isDenial(err, hmac.ReasonExpired) {
+					t.Fatalf("stale example with the real clock: %v, want %s", err, hmac.ReasonExpired)
+				}
+			}
+			for i, n := range c.Negatives {
+				body, h := c.Body, map[string]string{c.Header: c.Expected}
+				if n.Body != nil {
+					body = *n.Body
+				}
+				if n.Header != "" {
+					h[c.Header] = n.Header
+				}
+				err := webhookVerify(a, h, body)
+				switch {
+				case strings.HasPrefix(n.Expect, "valid"):
+					if err != nil {
+						t.Fatalf("negative %d (%s): %v", i, n.Expect, err)
+					}
+				case strings.HasPrefix(n.Expect, "implementation-defined"):
+					t.Logf("negative %d (%s): accepted=%v (hex is decoded, so case does not matter)", i, n.Expect, err == nil)
+				default:
+					if !isDenial(err, "") {
+						t.Fatalf("negative %d (%s) accepted: %v", i, n.Expect, err)
+					}
+				}
+			}
+		})
+	}
+	t.Logf("webhook vectors: %d published examples verified", checked)
+	if checked != len(f.Cases) {
+		t.Fatalf("%d of %d cases verified", checked, len(f.Cases))
+	}
+}
+
+// isDenial reports whether err is a 401 denial with reason (any reason when "").
+func isDenial(err error, reason string) bool {
+	var d *engine.Denial
+	return errors.As(err, &d) && d.Status == http.StatusUnauthorized && (reason == "" || d.Reason == reason)
 }
