@@ -126,8 +126,16 @@ func TestKeyParts(t *testing.T) {
 			func() (*engine.Request, *engine.Identity) { return req("192.0.2.1"), alice },
 			func() (*engine.Request, *engine.Identity) { return req("192.0.2.1"), bob }, false},
 		{"header value", []KeyPart{KeyHeader},
-			func() (*engine.Request, *engine.Identity) { r := req("192.0.2.1"); r.Header.Set("X-Tenant", "a"); return r, nil },
-			func() (*engine.Request, *engine.Identity) { r := req("192.0.2.9"); r.Header.Set("X-Tenant", "a"); return r, nil }, true},
+			func() (*engine.Request, *engine.Identity) {
+				r := req("192.0.2.1")
+				r.Header.Set("X-Tenant", "a")
+				return r, nil
+			},
+			func() (*engine.Request, *engine.Identity) {
+				r := req("192.0.2.9")
+				r.Header.Set("X-Tenant", "a")
+				return r, nil
+			}, true},
 		{"method and path", []KeyPart{KeyMethod, KeyPath},
 			func() (*engine.Request, *engine.Identity) { return req("192.0.2.1"), nil },
 			func() (*engine.Request, *engine.Identity) { r := req("192.0.2.1"); r.Method = "POST"; return r, nil }, false},
