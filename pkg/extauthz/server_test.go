@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,4 +320,88 @@ func hasHeader(opts []*corev3.HeaderValueOption, k, v string) bool {
 		}
 	}
 	return false
+}
+
+// TestDecideNeverSetsAndRemoves checks the engine contract checkResponse relies on:
+// no header name is both in Upstream.Set and Upstream.Remove, for spoofed requests.
+func TestDecideNeverSetsAndRemoves(t *testing.T) {
+	e := newTestEngine(t)
+	for _, hdr := range []map[string]string{
+		{"authorization": "Bearer alice-token", "x-portcullis-subject": "m", "x-portcullis-auth": "jwt", "x-portcullis-scopes": "admin", "x-portcullis-x": "1"},
+		{"authorization": "Bearer alice-token", "X-PORTCULLIS-KEY-ID": "k9", "x-tag": "spoof"},
+	} {
+		st := &checkState{}
+		if err := requestFromCheck(st, checkRequest("203.0.113.9", "/api/items", hdr), nil, clock); err != nil {
+			t.Fatal(err)
+		}
+		d := e.Decide(context.Background(), &st.req)
+		if !d.Allow {
+			t.Fatalf("deny %s", d.Reason)
+		}
+		for _, rm := range d.Upstream.Remove {
+			for _, s := range d.Upstream.Set {
+				if strings.EqualFold(rm, s.Name) {
+					t.Errorf("%s is both set and removed", rm)
+				}
+			}
+		}
+		if len(d.Upstream.Remove) == 0 {
+			t.Error("spoofed headers not removed")
+		}
+	}
+}
+
+func TestCanceledCheckReturnsContextError(t *testing.T) {
+	s := newTestServer(t, newTestEngine(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.Check(ctx, checkRequest("203.0.113.9", "/api/items", map[string]string{"authorization": "Bearer alice-token"}))
+	if status.Code(err) != codes.Canceled {
+		t.Fatalf("err = %v, want Canceled", err)
+	}
+}
+
+// TestConcurrentChecksDoNotMix drives parallel streams through the pooled request
+// state and checks every answer belongs to its own request.
+func TestConcurrentChecksDoNotMix(t *testing.T) {
+	conn := startServer(t, newTestServer(t, newTestEngine(t)), 0)
+	c := authv3.NewAuthorizationClient(conn)
+	const workers, each = 8, 40
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range each {
+				id := "req-" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
+				hdr := map[string]string{"x-request-id": id}
+				path := "/body/x"
+				if i%2 == 0 {
+					hdr["authorization"] = "Bearer alice-token"
+					path = "/api/x"
+				}
+				req := checkRequest("203.0.113.9", path, hdr, func(a *authv3.AttributeContext) {
+					a.Request.Http.Body = id
+				})
+				resp, err := c.Check(context.Background(), req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				md := resp.GetDynamicMetadata().GetFields()
+				if md[MetadataDecisionID].GetStringValue() != id {
+					errs <- fmt.Errorf("answer for %s carries id %s", id, md[MetadataDecisionID].GetStringValue())
+					return
+				}
+				if got := upstream(resp)["x-body-len"]; i%2 == 1 && (len(got) != 1 || got[0] != strconv.Itoa(len(id))) {
+					errs <- fmt.Errorf("%s: body of another request", id)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
