@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,5 +259,39 @@ func BenchmarkAuthenticateRFC9421HMAC1KiBWithReplay(b *testing.B) {
 		// work and deny.
 		a.Authenticate(ctx, reqs[i%len(reqs)])
 		i++
+	}
+}
+
+// TestConcurrentAuthenticate exercises the shared MAC pools and the replay set from
+// many goroutines: every fresh signature is accepted exactly once.
+func TestConcurrentAuthenticate(t *testing.T) {
+	a := newRFC(t, nil)
+	const workers, each = 8, 25
+	reqs := make([]*engine.Request, workers*each)
+	for i := range reqs {
+		reqs[i] = signedEngineRequest(t, "billing-1", secretNew, httpsig.SignerOptions{}, "body")
+	}
+	accepted := make([]int, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 2 { // the second round replays
+				for _, r := range reqs[w*each : (w+1)*each] {
+					if _, err := a.Authenticate(context.Background(), r); err == nil {
+						accepted[w]++
+					} else if round == 0 {
+						t.Errorf("fresh signature rejected: %v", err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for w, n := range accepted {
+		if n != each {
+			t.Fatalf("worker %d: %d accepted, want %d", w, n, each)
+		}
 	}
 }

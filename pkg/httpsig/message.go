@@ -77,9 +77,27 @@ func MessageFromRequest(r *http.Request, body []byte) *Message {
 	return m
 }
 
+// canonicalNames spares the allocation of canonicalizing the names verification
+// reads on every request.
+var canonicalNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"Signature-Input", "Signature", "Content-Digest", "Repr-Digest", "Content-Type",
+		"Content-Length", "Transfer-Encoding", "Date", "Host", "Accept", "Authorization",
+		"Cache-Control", "User-Agent", "X-Request-Id", "Idempotency-Key", "Client-Cert",
+	} {
+		m[strings.ToLower(n)] = n
+	}
+	return m
+}()
+
 // fieldLines returns the field lines of the header named by the lowercase name.
 func fieldLines(h http.Header, name string) ([]string, bool) {
-	if v, ok := h[textproto.CanonicalMIMEHeaderKey(name)]; ok {
+	key, ok := canonicalNames[name]
+	if !ok {
+		key = textproto.CanonicalMIMEHeaderKey(name)
+	}
+	if v, ok := h[key]; ok {
 		return v, true
 	}
 	for k, v := range h {

@@ -91,6 +91,9 @@ func (d Dictionary) set(key string, m Member) Dictionary {
 			return d
 		}
 	}
+	if d == nil {
+		d = make(Dictionary, 0, 2)
+	}
 	return append(d, DictMember{Key: key, Member: m})
 }
 
@@ -171,6 +174,9 @@ func (p *parser) innerList() (Member, error) {
 		if err != nil {
 			return Member{}, err
 		}
+		if m.Items == nil {
+			m.Items = make([]Item, 0, 8)
+		}
 		m.Items = append(m.Items, it)
 		if c := p.peek(); c != ' ' && c != ')' {
 			return Member{}, p.fail("expected ' ' or ')' in inner list")
@@ -215,6 +221,9 @@ func (ps Params) set(key string, v Value) Params {
 			ps[i].Value = v
 			return ps
 		}
+	}
+	if ps == nil {
+		ps = make(Params, 0, 4) // one allocation for typical parameter counts
 	}
 	return append(ps, Param{Key: key, Value: v})
 }
