@@ -43,7 +43,7 @@ type Options struct {
 	Log *telemetry.DecisionLog
 	// Audit records denies (optional).
 	Audit *telemetry.Audit
-	// Logger reports server-side problems (optional; default no-op).
+	// Logger receives debug notes about calls answered with a gRPC error (optional).
 	Logger *zap.Logger
 	// Now is the clock used when Envoy sends no request time (default time.Now).
 	Now func() time.Time
@@ -145,6 +145,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	}
 	switch d.Reason {
 	case "engine.not_ready":
+		s.logger.Debug("check before the first configuration", zap.String("request_id", r.ID))
 		return nil, status.Error(codes.Unavailable, "portcullis: no configuration loaded")
 	case "engine.canceled":
 		if err := ctx.Err(); err != nil {
