@@ -165,10 +165,13 @@ func (p *Proxy) record(x *exchange) {
 	}
 }
 
-// reject answers a request the front-end refuses before (or instead of) the engine.
+// reject answers a request the front-end refuses before (or instead of) the engine,
+// and ends the connection: a client that sends malformed or refused requests (CONNECT
+// followed by tunnel bytes, say) gets no second chance on it.
 func (p *Proxy) reject(w http.ResponseWriter, x *exchange, rej *rejection) {
 	x.dec = engine.Decision{Status: rej.status, Reason: rej.reason, Message: rej.message, DecidedBy: frontend}
 	p.record(x)
+	w.Header()["Connection"] = []string{"close"}
 	p.writeDecision(w, x)
 }
 

@@ -15,7 +15,7 @@ var testLimits = scanLimits{maxHeaderBytes: 1024, maxHeaderCount: 10}
 // scanAll runs input through a conn whose network delivers step bytes per read and
 // whose reader asks for readSize bytes at a time; it returns everything net/http would
 // have read and the error that ended the stream.
-func scanAll(input []byte, step, readSize int) ([]byte, error, *rejection) {
+func scanAll(input []byte, step, readSize int) ([]byte, *rejection, error) {
 	c := &conn{Conn: &stepConn{data: input, step: step}, sc: scanner{lim: testLimits}}
 	var out []byte
 	p := make([]byte, readSize)
@@ -23,10 +23,10 @@ func scanAll(input []byte, step, readSize int) ([]byte, error, *rejection) {
 		n, err := c.Read(p)
 		out = append(out, p[:n]...)
 		if err != nil {
-			return out, err, c.rejected.Load()
+			return out, c.rejected.Load(), err
 		}
 	}
-	return out, errors.New("no progress"), nil
+	return out, nil, errors.New("no progress")
 }
 
 // stepConn is a net.Conn delivering data step bytes per Read, then io.EOF.
@@ -113,7 +113,7 @@ func TestScannerVerdicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, step := range []int{1, 3, 7, 4096} {
-			out, err, rej := scanAll([]byte(tt.in), step, 64)
+			out, rej, err := scanAll([]byte(tt.in), step, 64)
 			want := tt.released
 			if tt.rej != nil {
 				want += string(syntheticReject)
@@ -176,8 +176,8 @@ func FuzzScanner(f *testing.F) {
 		f.Add([]byte(s), uint8(1), uint8(16))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, step, readSize uint8) {
-		whole, werr, wrej := scanAll(in, len(in)+1, 4096)
-		split, serr, srej := scanAll(in, int(step)%17+1, int(readSize)%33+1)
+		whole, wrej, werr := scanAll(in, len(in)+1, 4096)
+		split, srej, serr := scanAll(in, int(step)%17+1, int(readSize)%33+1)
 		if !bytes.Equal(whole, split) || wrej != srej || (werr == nil) != (serr == nil) {
 			t.Fatalf("read boundaries changed the result:\n%q %v %v\n%q %v %v", whole, werr, wrej, split, serr, srej)
 		}
