@@ -310,9 +310,9 @@ outer:
 
 // hideCredentials removes consumed credentials from the upstream request.
 func hideCredentials(r *Request, p *Pipeline, d *Decision) {
-	for _, h := range p.HideHeaders {
-		if _, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
-			d.Upstream.Remove = append(d.Upstream.Remove, h)
+	for i, h := range p.hideCanonical {
+		if _, ok := r.Header[h]; ok {
+			d.Upstream.Remove = append(d.Upstream.Remove, p.HideHeaders[i])
 		}
 	}
 	if len(p.StripQuery) == 0 || r.RawQuery == "" {

@@ -45,6 +45,8 @@ type Pipeline struct {
 	// StripQuery are query parameters removed upstream on allow when present
 	// (credentials sent in the URL, e.g. api_key, access_token).
 	StripQuery []string
+
+	hideCanonical []string // HideHeaders in canonical form, computed by NewRouteTable
 }
 
 // HostMatch matches the request authority. Pattern "*.example.com" matches any
@@ -158,6 +160,10 @@ func NewRouteTable(routes []*Route, opts TableOptions) (*RouteTable, error) {
 }
 
 func validatePipeline(p *Pipeline) error {
+	p.hideCanonical = p.hideCanonical[:0]
+	for _, h := range p.HideHeaders {
+		p.hideCanonical = append(p.hideCanonical, http.CanonicalHeaderKey(h))
+	}
 	groups := [...]struct {
 		phase  Phase
 		stages []Stage
