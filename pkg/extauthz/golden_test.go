@@ -117,6 +117,10 @@ func requestCases() map[string]*authv3.CheckRequest {
 		}),
 		"http1_no_body": checkRequest("203.0.113.9", "/body/x", map[string]string{"x-request-id": "req-9"},
 			func(a *authv3.AttributeContext) { a.Request.Http.Protocol = "HTTP/1.1" }),
+		"h2_empty_declared": checkRequest("203.0.113.9", "/body/x", map[string]string{"x-request-id": "req-12", "content-length": "0"},
+			func(a *authv3.AttributeContext) { a.Request.Http.Method, a.Request.Http.Size = "POST", 0 }),
+		"h2_size_zero_unknown": checkRequest("203.0.113.9", "/body/x", map[string]string{"x-request-id": "req-13"},
+			func(a *authv3.AttributeContext) { a.Request.Http.Method, a.Request.Http.Size = "POST", 0 }),
 		"route_extension": checkRequest("203.0.113.9", "/whatever", map[string]string{"x-request-id": "req-10"},
 			func(a *authv3.AttributeContext) {
 				a.ContextExtensions = map[string]string{"route": "named", "other": "x"}

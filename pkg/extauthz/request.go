@@ -71,9 +71,10 @@ func (st *checkState) reset() {
 //     Keys become canonical.
 //   - Body: raw_body (pack_as_bytes) is used as is, body is copied. BodyTruncated is
 //     "x-envoy-auth-partial-body: true". HasBody is true when Envoy sent body bytes, or
-//     sent the partial-body header (it buffered; the body may be empty), or declared the
-//     size 0, or the request is HTTP/1.x with neither Content-Length nor
-//     Transfer-Encoding (RFC 9112 §6.3: no body). Otherwise the body is unknown.
+//     sent the partial-body header (it buffered; the body may be empty), or the headers
+//     declare an empty body ("Content-Length: 0", or HTTP/1.x with neither
+//     Content-Length nor Transfer-Encoding, RFC 9112 §6.3). Otherwise the body is
+//     unknown (Envoy did not buffer it) and HasBody is false.
 //   - Peer: Direct is source.address (Envoy's view of the downstream, already resolved by
 //     its own xff_num_trusted_hops / use_remote_address settings). IP is
 //     engine.ClientIP(Direct, X-Forwarded-For, trusted): X-Forwarded-For is read only when
@@ -99,9 +100,10 @@ func requestFromCheck(st *checkState, cr *authv3.CheckRequest, trusted []netip.P
 	r.ID = telemetry.RequestID(inbound)
 	st.generatedID = r.ID != inbound
 	r.Route = routeOf(attrs)
-	r.Received = now()
 	if t := attrs.GetRequest().GetTime(); t != nil {
 		r.Received = t.AsTime()
+	} else {
+		r.Received = now()
 	}
 	fillPeer(r, attrs, trusted)
 	if h == nil {
@@ -172,17 +174,19 @@ func (st *checkState) fillBody(h *authv3.AttributeContext_HttpRequest) {
 		r.Body = st.body
 	}
 	r.BodyTruncated = strings.EqualFold(strings.TrimSpace(partial), "true")
-	r.HasBody = len(r.Body) > 0 || buffered || h.GetSize() == 0 || declaredEmpty(r.Header, h.GetProtocol())
+	r.HasBody = len(r.Body) > 0 || buffered || declaredEmpty(r.Header, h.GetProtocol())
 }
 
-// declaredEmpty reports whether an HTTP/1.x request has no body by its framing.
+// declaredEmpty reports whether the request has no body by its framing headers:
+// "Content-Length: 0", or HTTP/1.x with neither Content-Length nor Transfer-Encoding.
+// The size attribute is not used: its proto3 default (0) cannot be told from "empty".
 func declaredEmpty(h http.Header, protocol string) bool {
-	if !strings.HasPrefix(protocol, "HTTP/1.") {
-		return false
+	cl, hasCL := h["Content-Length"]
+	if hasCL {
+		return len(cl) == 1 && strings.TrimSpace(cl[0]) == "0"
 	}
-	_, cl := h["Content-Length"]
 	_, te := h["Transfer-Encoding"]
-	return !cl && !te
+	return !te && strings.HasPrefix(protocol, "HTTP/1.")
 }
 
 // fillPeer sets r.Peer from the source attributes.
