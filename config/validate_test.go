@@ -65,6 +65,7 @@ func TestParseErrors(t *testing.T) {
 		{"header two conditions", route("headers: [{name: x-a, exact: '', present: true}]"), []string{`t.yaml:3:49: routes[0].match.headers[0]: a header match needs exactly one of exact, regex and present`}},
 		{"header present false", route("headers: [{name: x-a, present: false}]"), []string{`t.yaml:3:70: routes[0].match.headers[0].present: present: false matches nothing; use present: true with invert: true`}},
 		{"header bad regex", route("headers: [{name: x-a, regex: '('}]"), []string{"t.yaml:3:68: routes[0].match.headers[0].regex: invalid regex: error parsing regexp: missing closing ): `(`"}},
+		{"long key", "listeners: {proxy: ''}\npolicies: {" + strings.Repeat("p", 300) + ": {anonymous: true}}\n", []string{`t.yaml:2:12: policies: key longer than 256 bytes`}},
 		// decode errors silence validation of what they left at defaults
 		{"unknown key hides required", "listeners: {proxy: ''}\nproviders: {apikeys: [{idd: abcd}]}\n", []string{`t.yaml:2:24: providers.apikeys[0].idd: unknown key "idd"; expected one of: allowed_ips, disabled, expires, hash, id, scopes, subject`}},
 	}
