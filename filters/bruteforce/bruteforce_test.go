@@ -61,7 +61,7 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 		Low: 3, Medium: 5, High: 8, Critical: 12,
 		Delay: 100 * time.Millisecond, MaxDelay: time.Second,
 		BanDuration: time.Minute, MaxBan: 10 * time.Minute,
-		Allowlist: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		Allowlist:    []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 		CredentialID: func(r *engine.Request) string { return r.Header.Get("X-Api-Key") },
 		Wait:         fx.waits.Wait,
 		OnLevel: func(e Event) {
