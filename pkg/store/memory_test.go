@@ -116,7 +116,8 @@ func TestMemoryEvictionBound(t *testing.T) {
 	if n := m.Len(); n > 1024 || n < 1000 {
 		t.Fatalf("Len = %d", n)
 	}
-	// Idle keys go first: once every key is idle, new keys never evict a live one.
+	// Victims are the sampled keys closest to idle: short-lived new keys never evict a
+	// key that stays limited for an hour.
 	clk.Advance(2 * time.Hour)
 	m.Take(ctx, "live", 1, lim)
 	for i := range 5000 {

@@ -24,8 +24,9 @@
 // least W/T - 1 units once its burst is spent. The memory limiter computes in integer
 // nanoseconds with T rounded up to a whole nanosecond, so it never admits more than the
 // exact rate (it is stricter by under 1ns per unit). pkg/valkeystore computes in
-// microseconds with TAT rounded up (stricter by at most 1µs per request). TestGCRABound asserts the bound on
-// simulated traffic. The bound holds per key while the key stays in memory: the memory
+// microseconds with TAT rounded up (stricter by at most 1µs per request).
+// TestGCRABound asserts both bounds on simulated traffic; pkg/valkeystore's
+// TestAccuracyTwoReplicas asserts the upper one for two replicas sharing a server. The bound holds per key while the key stays in memory: the memory
 // store keeps at most MaxKeys keys and, when full, evicts the sampled key closest to
 // being idle, so under more live keys than MaxKeys an evicted key restarts with a full
 // burst.
