@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -194,7 +195,7 @@ func (a *Authenticator) Check(ctx context.Context, token string) (*engine.Identi
 // requests carry it concurrently. Time bounds and revocation are checked every time.
 func (a *Authenticator) verifyCached(ctx context.Context, tok string) (*verified, error) {
 	now := a.opts.Now()
-	key := tokenKey(sha256.Sum256([]byte(tok)))
+	key := hashToken(tok)
 	v := a.cache.get(&key)
 	if v != nil && v.key.Retired() {
 		a.cache.remove(&key)
@@ -220,6 +221,19 @@ func (a *Authenticator) verifyCached(ctx context.Context, tok string) (*verified
 		return nil, err
 	}
 	return v, nil
+}
+
+// tokenBufs holds scratch buffers for hashing tokens without allocating.
+var tokenBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// hashToken returns the SHA-256 of tok.
+func hashToken(tok string) tokenKey {
+	bp := tokenBufs.Get().(*[]byte)
+	b := append((*bp)[:0], tok...)
+	k := tokenKey(sha256.Sum256(b))
+	*bp = b[:0]
+	tokenBufs.Put(bp)
+	return k
 }
 
 // verify runs the whole verification of one token: parse, key, signature, claims.
