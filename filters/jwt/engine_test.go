@@ -24,7 +24,9 @@ func TestEngineRequirements(t *testing.T) {
 	strangerTok := strangerKey.token(t, claims(map[string]any{"iss": "https://stranger.test/", "sub": "eve"}))
 	forgedCorp := strangerKey.token(t, claims(map[string]any{"iss": "https://corp.test/", "sub": "alice"}))
 
-	stage := func(a *Authenticator) engine.Stage { return enginetest.Stage("jwt:"+a.Name(), engine.PhaseAuthenticate, a) }
+	stage := func(a *Authenticator) engine.Stage {
+		return enginetest.Stage("jwt:"+a.Name(), engine.PhaseAuthenticate, a)
+	}
 	pipelines := map[string]*engine.Pipeline{
 		"one": {Authenticate: []engine.Stage{stage(provider("corp", "https://corp.test/", corpKey, false))}},
 		"any": {Authenticate: []engine.Stage{
