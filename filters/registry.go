@@ -12,16 +12,17 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/config"
-	"github.com/portcullis/portcullis/filters/apikey"
-	"github.com/portcullis/portcullis/filters/ip"
-	"github.com/portcullis/portcullis/filters/scopes"
 	"github.com/portcullis/portcullis/pkg/engine"
+	"github.com/portcullis/portcullis/pkg/store"
 )
 
 // Deps are the runtime services stages need beyond their configuration.
 type Deps struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Store holds shared state (rate counters, replay sets, bans). The process creates
+	// it once, so state survives reloads; nil means a private in-memory store.
+	Store store.Store
 }
 
 // Check is a readiness condition contributed by a stage (e.g. a JWKS fetched once).
@@ -49,8 +50,9 @@ type builder struct {
 // contribute pipeline-level settings (credentials to hide, challenges, body limits).
 type stageBuilder func(b *builder, st *config.Stage, p *engine.Pipeline) (engine.Filter, engine.Authenticator, error)
 
-// stageBuilders is the one table of stage kinds the registry can compile. Every kind
-// config.StageKinds knows must have a row (a test checks it).
+// stageBuilders is the one table of stage kinds the registry can compile; each
+// builder lives in build_<kind>.go. Every kind config.StageKinds knows must have a row
+// (a test checks it).
 var stageBuilders = map[string]stageBuilder{
 	"apikey": buildAPIKey,
 	"ip":     buildIP,
@@ -62,6 +64,9 @@ var stageBuilders = map[string]stageBuilder{
 func Build(doc *config.Document, deps Deps) (*Compiled, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
+	}
+	if deps.Store == nil {
+		deps.Store = store.NewMemory(store.MemoryOptions{})
 	}
 	b := &builder{doc: doc, deps: deps}
 	pipelines := make(map[string]*engine.Pipeline, len(doc.Policies))
@@ -194,55 +199,6 @@ func (b *builder) route(i int, r *config.Route, pipelines map[string]*engine.Pip
 		return nil
 	}
 	return &engine.Route{Name: r.Name, Match: m, Pipeline: p}
-}
-
-func buildAPIKey(b *builder, st *config.Stage, p *engine.Pipeline) (engine.Filter, engine.Authenticator, error) {
-	spec := st.Spec.(*config.APIKeyStage)
-	var keys []apikey.Key
-	for _, k := range b.doc.Providers.APIKeys {
-		if len(spec.Keys) > 0 && !slices.Contains(spec.Keys, k.ID) {
-			continue
-		}
-		if len(k.Hash.Sum) != 64 {
-			return nil, nil, fmt.Errorf("key %s: hash is not a sha512 digest", k.ID)
-		}
-		keys = append(keys, apikey.Key{ID: k.ID, Subject: k.Subject, Hash: [64]byte(k.Hash.Sum),
-			Scopes: k.Scopes, Expires: k.Expires, AllowedIPs: k.AllowedIPs, Disabled: k.Disabled})
-	}
-	srcs := make([]apikey.Source, len(spec.Sources))
-	for i, s := range spec.Sources {
-		srcs[i] = apikey.Source{Header: s.Header, Query: s.Query, Bearer: s.Bearer}
-	}
-	a, err := apikey.New(keys, apikey.Options{Sources: srcs, Now: b.deps.Now})
-	if err != nil {
-		return nil, nil, err
-	}
-	// A key in the URL always goes (it would end up in upstream access logs); headers
-	// go unless the policy forwards credentials.
-	p.StripQuery = append(p.StripQuery, a.QueryParams()...)
-	if !spec.ForwardCredentials {
-		p.HideHeaders = append(p.HideHeaders, a.CredentialHeaders()...)
-	}
-	for _, s := range spec.Sources {
-		if s.Bearer {
-			p.Challenges = append(p.Challenges, `Bearer realm="portcullis"`)
-		} else {
-			p.Challenges = append(p.Challenges, `APIKey realm="portcullis"`)
-		}
-	}
-	return nil, a, nil
-}
-
-func buildIP(_ *builder, st *config.Stage, _ *engine.Pipeline) (engine.Filter, engine.Authenticator, error) {
-	spec := st.Spec.(*config.IPStage)
-	f, err := ip.New(ip.Options{Allow: spec.Allow, Deny: spec.Deny})
-	return f, nil, err
-}
-
-func buildScopes(_ *builder, st *config.Stage, _ *engine.Pipeline) (engine.Filter, engine.Authenticator, error) {
-	spec := st.Spec.(*config.ScopesStage)
-	f, err := scopes.New(scopes.Options{Any: spec.Any, All: spec.All})
-	return f, nil, err
 }
 
 // dedupe removes repeated strings, keeping the first occurrence's order.

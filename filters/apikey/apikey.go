@@ -114,7 +114,7 @@ func New(keys []Key, opts Options) (*Authenticator, error) {
 func newEntry(k *Key) (*entry, error) {
 	switch {
 	case !validID(k.ID):
-		return nil, fmt.Errorf("id must be %d characters of [a-z0-9]", IDLen)
+		return nil, fmt.Errorf("id must be %d to %d characters of [a-z0-9]", MinIDLen, MaxIDLen)
 	case k.Subject == "":
 		return nil, errors.New("subject is required")
 	case strings.ContainsFunc(k.Subject, isControl):

@@ -16,13 +16,16 @@ const (
 	// Prefix starts every API key. A Bearer token without it belongs to another
 	// authenticator.
 	Prefix = "pk_"
-	// IDLen is the length of the key id: [a-z0-9]{8}.
+	// IDLen is the length of the key id that Generate mints: [a-z0-9]{8}. Configured
+	// ids may be MinIDLen to MaxIDLen characters (keys issued by other tooling).
 	IDLen = 8
+	// MinIDLen and MaxIDLen bound an accepted key id.
+	MinIDLen, MaxIDLen = 4, 32
 	// SecretBytes is the number of random bytes in the secret (280 bits).
 	SecretBytes = 35
 	// SecretLen is the length of the encoded secret: SecretBytes in unpadded base32.
 	SecretLen = SecretBytes * 8 / 5
-	// KeyLen is the exact length of a well-formed key.
+	// KeyLen is the length of a generated key (an IDLen id).
 	KeyLen = len(Prefix) + IDLen + 1 + SecretLen
 
 	idAlphabet     = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -39,8 +42,11 @@ var secretEncoding = base32.NewEncoding(secretAlphabet).WithPadding(base32.NoPad
 // parseKey checks that s is exactly a well-formed key and returns its id, a substring
 // of s. It does not allocate.
 func parseKey(s string) (id string, ok bool) {
-	const idEnd = len(Prefix) + IDLen
-	if len(s) != KeyLen || s[:len(Prefix)] != Prefix || s[idEnd] != '_' {
+	// The secret has a fixed length, so the id is what lies between the prefix and the
+	// separator before it: no ambiguity whatever the id's length.
+	idEnd := len(s) - SecretLen - 1
+	idLen := idEnd - len(Prefix)
+	if idLen < MinIDLen || idLen > MaxIDLen || s[:len(Prefix)] != Prefix || s[idEnd] != '_' {
 		return "", false
 	}
 	for i := len(Prefix); i < idEnd; i++ {
@@ -48,7 +54,7 @@ func parseKey(s string) (id string, ok bool) {
 			return "", false
 		}
 	}
-	for i := idEnd + 1; i < KeyLen; i++ {
+	for i := idEnd + 1; i < len(s); i++ {
 		if !isSecretByte(s[i]) {
 			return "", false
 		}
@@ -62,7 +68,7 @@ func isSecretByte(c byte) bool { return 'a' <= c && c <= 'z' || '2' <= c && c <=
 
 // validID reports whether id has the form of a key id.
 func validID(id string) bool {
-	if len(id) != IDLen {
+	if len(id) < MinIDLen || len(id) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

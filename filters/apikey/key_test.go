@@ -11,7 +11,7 @@ import (
 )
 
 // keyPattern is the reference grammar parseKey must agree with.
-var keyPattern = regexp.MustCompile(`^pk_([a-z0-9]{8})_[a-z2-7]{56}$`)
+var keyPattern = regexp.MustCompile(`^pk_([a-z0-9]{4,32})_[a-z2-7]{56}$`)
 
 func TestParseKey(t *testing.T) {
 	valid := "pk_ab12cd34_" + strings.Repeat("a2", 28)

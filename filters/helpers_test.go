@@ -1,0 +1,11 @@
+package filters
+
+import (
+	"net/netip"
+
+	"github.com/portcullis/portcullis/filters/apikey"
+)
+
+func hashOf(key string) string { return apikey.HashKey(key) }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
