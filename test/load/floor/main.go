@@ -22,14 +22,18 @@ import (
 	"google.golang.org/grpc"
 )
 
-type allowAll struct{ authv3.UnimplementedAuthorizationServer }
+type allowAll struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (allowAll) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{Status: &status.Status{Code: 0},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
 }
 
-type allowRLS struct{ rlsv3.UnimplementedRateLimitServiceServer }
+type allowRLS struct {
+	rlsv3.UnimplementedRateLimitServiceServer
+}
 
 func (allowRLS) ShouldRateLimit(_ context.Context, r *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
 	st := make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(r.GetDescriptors()))

@@ -125,20 +125,20 @@ func newDoer(c config) (doer, func(), error) {
 		req := checkRequest(c.path, headers)
 		var next atomic.Uint64
 		return func(ctx context.Context) error {
-			client := authv3.NewAuthorizationClient(conns[next.Add(1)%uint64(len(conns))])
-			resp, err := client.Check(ctx, req)
-			if err != nil {
-				return err
-			}
-			if code := resp.GetStatus().GetCode(); (code == 0) != (c.expect == 200) {
-				return fmt.Errorf("check status %d", code)
-			}
-			return nil
-		}, func() {
-			for _, cc := range conns {
-				cc.Close()
-			}
-		}, nil
+				client := authv3.NewAuthorizationClient(conns[next.Add(1)%uint64(len(conns))])
+				resp, err := client.Check(ctx, req)
+				if err != nil {
+					return err
+				}
+				if code := resp.GetStatus().GetCode(); (code == 0) != (c.expect == 200) {
+					return fmt.Errorf("check status %d", code)
+				}
+				return nil
+			}, func() {
+				for _, cc := range conns {
+					cc.Close()
+				}
+			}, nil
 	}
 	return nil, nil, fmt.Errorf("unknown mode %q", c.mode)
 }
