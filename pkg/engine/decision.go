@@ -57,11 +57,12 @@ func (d *Decision) AddResponseHeader(name, value string) {
 
 // Auth methods reported in Identity.Method and the x-portcullis-auth header.
 const (
-	AuthJWT       = "jwt"
-	AuthAPIKey    = "apikey"
-	AuthHMAC      = "hmac"
-	AuthMTLS      = "mtls"
-	AuthAnonymous = "anonymous"
+	AuthJWT           = "jwt"
+	AuthAPIKey        = "apikey"
+	AuthHMAC          = "hmac"
+	AuthMTLS          = "mtls"
+	AuthIntrospection = "introspection" // opaque token checked with RFC 7662
+	AuthAnonymous     = "anonymous"
 )
 
 // Identity is who the request was verified to come from. Authenticators may return a
