@@ -187,23 +187,30 @@ func TestUpstreamPoolReuse(t *testing.T) {
 	newConns := 0
 	gate := make(chan struct{})
 	var arrived sync.WaitGroup
-	up := newRecordingUpstream(t)
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			mu.Lock()
-			newConns++
-			mu.Unlock()
+	up := newUpstream(t, func(_ *recordingUpstream, s *http.Server) {
+		s.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				mu.Lock()
+				newConns++
+				mu.Unlock()
+			}
 		}
-	}
-	up.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived.Done()
-		<-gate
+		s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			arrived.Done()
+			mu.Lock()
+			g := gate
+			mu.Unlock()
+			<-g
+		})
 	})
 	h := startProxyTo(t, up, up.URL, nil)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
 	defer client.CloseIdleConnections()
 	wave := func() {
+		mu.Lock()
 		gate = make(chan struct{})
+		g := gate
+		mu.Unlock()
 		arrived.Add(n)
 		var done sync.WaitGroup
 		for range n {
@@ -218,7 +225,7 @@ func TestUpstreamPoolReuse(t *testing.T) {
 			})
 		}
 		arrived.Wait() // all n are in flight upstream at once
-		close(gate)
+		close(g)
 		done.Wait()
 	}
 	wave()

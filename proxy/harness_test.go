@@ -32,26 +32,36 @@ type recordingUpstream struct {
 	got []recorded
 }
 
-func newRecordingUpstream(t *testing.T) *recordingUpstream {
+func newRecordingUpstream(t *testing.T) *recordingUpstream { return newUpstream(t, nil) }
+
+// newUpstream starts a recording upstream; setup may replace its handler or hooks
+// before it starts.
+func newUpstream(t *testing.T, setup func(u *recordingUpstream, s *http.Server)) *recordingUpstream {
 	u := &recordingUpstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, "body read failed", http.StatusBadRequest)
-			return
-		}
-		u.mu.Lock()
-		u.got = append(u.got, recorded{
-			Method: r.Method, RequestURI: r.RequestURI, Host: r.Host, RemoteAddr: r.RemoteAddr,
-			Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: string(body),
-		})
-		u.mu.Unlock()
-		w.Header().Set("X-Request-Id", "set-by-upstream")
-		w.Header().Set("X-Upstream", "1")
-		_, _ = io.WriteString(w, "upstream ok")
-	}))
+	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(u.record))
+	if setup != nil {
+		setup(u, u.Config)
+	}
+	u.Start()
 	t.Cleanup(u.Close)
 	return u
+}
+
+func (u *recordingUpstream) record(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "body read failed", http.StatusBadRequest)
+		return
+	}
+	u.mu.Lock()
+	u.got = append(u.got, recorded{
+		Method: r.Method, RequestURI: r.RequestURI, Host: r.Host, RemoteAddr: r.RemoteAddr,
+		Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: string(body),
+	})
+	u.mu.Unlock()
+	w.Header().Set("X-Request-Id", "set-by-upstream")
+	w.Header().Set("X-Upstream", "1")
+	_, _ = io.WriteString(w, "upstream ok")
 }
 
 func (u *recordingUpstream) requests() []recorded {

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,8 +53,13 @@ type exchange struct {
 	req        engine.Request
 	dec        engine.Decision
 	fwdRawPath string // encoded path to forward when it differs from req.Path
-	trusted    bool   // the TCP peer is a configured trusted proxy
-	upgrade    bool   // the request carries Upgrade: the connection ends unless it switches
+	directIP   string // the TCP peer's address as text, for X-Forwarded-For
+	// vals backs every header value the proxy writes for this request, one allocation
+	// instead of one per header (fresh per request: net/http writes response headers
+	// after ServeHTTP returns, so it must not come from the pool).
+	vals    []string
+	trusted bool // the TCP peer is a configured trusted proxy
+	upgrade bool // the request carries Upgrade: the connection ends unless it switches
 }
 
 type exchangeKey struct{}
@@ -112,8 +118,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.writeDecision(w, x)
 		return
 	}
+	x.vals = make([]string, valsFixed+len(x.dec.Upstream.Set))
+	x.vals[valRequestID] = x.req.ID
 	h := w.Header()
-	h["X-Request-Id"] = []string{x.req.ID}
+	h["X-Request-Id"] = x.value(valRequestID)
 	addHeaders(h, x.dec.Response)
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
 }
@@ -134,7 +142,8 @@ func (p *Proxy) fill(x *exchange, r *http.Request) {
 	req.Header = r.Header
 	req.RawQuery = r.URL.RawQuery
 	req.Received = time.Now()
-	direct := remoteIP(r.RemoteAddr)
+	direct, directText := remoteIP(r.RemoteAddr)
+	x.directIP = directText
 	req.Peer.Direct = direct
 	req.Peer.IP = direct
 	x.trusted = isTrusted(direct, p.o.TrustedProxies)
@@ -185,19 +194,45 @@ func (p *Proxy) writeDecision(w http.ResponseWriter, x *exchange) {
 	writeJSONError(w, x.dec.Status, x.dec.Message, x.dec.Reason, x.req.ID)
 }
 
+// Slots of exchange.vals; decision Set values follow valsFixed.
+const (
+	valRequestID = iota
+	valForwardedFor
+	valForwardedHost
+	valForwardedProto
+	valsFixed
+)
+
+// value returns slot i of x.vals as a one-element header value whose capacity ends
+// there, so an append elsewhere copies instead of overwriting the next slot.
+func (x *exchange) value(i int) []string { return x.vals[i : i+1 : i+1] }
+
+// addHeaders adds src's values to dst. A name new to dst shares src's slice, capped so
+// later appends copy.
 func addHeaders(dst, src http.Header) {
 	for k, vs := range src {
-		dst[k] = append(dst[k], vs...)
+		if old, ok := dst[k]; ok {
+			dst[k] = append(old, vs...)
+		} else {
+			dst[k] = vs[:len(vs):len(vs)]
+		}
 	}
 }
 
-// remoteIP parses net/http's RemoteAddr ("ip:port"); anything else gives the zero Addr.
-func remoteIP(addr string) netip.Addr {
+// remoteIP parses net/http's RemoteAddr ("ip:port") into the peer address and its
+// text (a substring of addr when that is already canonical, so nothing is allocated).
+// Anything else gives the zero Addr and "".
+func remoteIP(addr string) (netip.Addr, string) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return netip.Addr{}
+		return netip.Addr{}, ""
 	}
-	return ap.Addr().Unmap()
+	a := ap.Addr()
+	if a.Is4() {
+		return a, addr[:strings.LastIndexByte(addr, ':')]
+	}
+	a = a.Unmap()
+	return a, a.String()
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {

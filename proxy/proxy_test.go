@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/portcullis/portcullis/pkg/engine"
 	"github.com/portcullis/portcullis/pkg/telemetry"
@@ -253,13 +257,47 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 
 	release := make(chan struct{})
-	slow := newRecordingUpstream(t)
-	slow.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release })
+	slow := newUpstream(t, func(_ *recordingUpstream, s *http.Server) {
+		s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release })
+	})
 	t.Cleanup(func() { close(release) })
 	h = startProxyTo(t, slow, slow.URL, func(o *Options) { o.ResponseHeaderTimeout = 50 * time.Millisecond })
 	rs = h.send(t, get("/public/x"))
 	wantStatuses(t, rs, 504)
 	if e := decodeError(t, rs[0]); e.Reason != "upstream.timeout" {
 		t.Errorf("504 body %+v", e)
+	}
+}
+
+// Every decision is logged once, denies are audited, and credentials never appear.
+func TestDecisionLogAndAudit(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	logger := zap.New(core)
+	h := startProxy(t, func(o *Options) {
+		o.Log = telemetry.NewDecisionLog(logger)
+		o.Audit = telemetry.NewAudit(logger)
+		o.Logger = logger
+	})
+	wantStatuses(t, h.send(t, get("/api/x", "X-Api-Key: good-key", "X-Request-Id: ok-1")), 200)
+	wantStatuses(t, h.send(t, get("/api/x?api_key=secret-in-query", "X-Api-Key: secret-wrong-key", "X-Request-Id: no-2")), 401)
+	wantStatuses(t, h.send(t, "GET /public/x HTTP/1.1\nHost: a\n\n"), 400)
+
+	decisions := logs.FilterLoggerName("decision").All()
+	if len(decisions) != 3 {
+		t.Fatalf("%d decision lines, want 3", len(decisions))
+	}
+	first := decisions[0].ContextMap()
+	if first["request_id"] != "ok-1" || first["allow"] != true || first["subject"] != "alice" || first["frontend"] != "proxy" {
+		t.Errorf("allow line %v", first)
+	}
+	audits := logs.FilterLoggerName("audit").All()
+	if len(audits) != 2 || audits[0].ContextMap()["reason"] != "apikey.unknown" || audits[1].ContextMap()["reason"] != "framing.bare_lf" {
+		t.Fatalf("audit events %v", audits)
+	}
+	for _, e := range logs.All() {
+		line := fmt.Sprint(e.Message, e.ContextMap())
+		if strings.Contains(line, "secret") || strings.Contains(line, "good-key") {
+			t.Errorf("credential in log: %s", line)
+		}
 	}
 }

@@ -57,8 +57,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	p.setForwarded(h, x, pr.In)
-	h["X-Request-Id"] = []string{x.req.ID}
-	p.applyOps(out, &x.dec.Upstream)
+	h["X-Request-Id"] = x.value(valRequestID)
+	p.applyOps(out, x)
 	out.Trailer = nil // request trailers never reach the upstream (PROXY.md §15)
 }
 
@@ -83,18 +83,20 @@ func stripPrefixed(h http.Header, prefix string) {
 // setForwarded writes X-Forwarded-For (replaced, never appended to an untrusted value),
 // X-Forwarded-Host and X-Forwarded-Proto.
 func (p *Proxy) setForwarded(h http.Header, x *exchange, in *http.Request) {
-	req := &x.req
-	host := in.Host
+	x.vals[valForwardedFor] = x.directIP
+	x.vals[valForwardedHost] = in.Host
+	x.vals[valForwardedProto] = x.req.Scheme
 	if x.trusted {
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
-			host = v
+			x.vals[valForwardedHost] = v
 		}
-		h["X-Forwarded-For"] = []string{forwardedChain(req.Peer.Direct, in.Header["X-Forwarded-For"], p.o.TrustedProxies)}
-	} else if req.Peer.Direct.IsValid() {
-		h["X-Forwarded-For"] = []string{req.Peer.Direct.String()}
+		x.vals[valForwardedFor] = forwardedChain(x.req.Peer.Direct, in.Header["X-Forwarded-For"], p.o.TrustedProxies)
 	}
-	h["X-Forwarded-Host"] = []string{host}
-	h["X-Forwarded-Proto"] = []string{req.Scheme}
+	if x.vals[valForwardedFor] != "" {
+		h["X-Forwarded-For"] = x.value(valForwardedFor)
+	}
+	h["X-Forwarded-Host"] = x.value(valForwardedHost)
+	h["X-Forwarded-Proto"] = x.value(valForwardedProto)
 }
 
 // forwardedChain returns the X-Forwarded-For value for a request from a trusted peer:
@@ -135,14 +137,15 @@ walk:
 
 // applyOps applies the decision's upstream mutations: Set in order (the first entry of
 // a name overwrites, later ones append), then Remove, then RemoveQuery.
-func (p *Proxy) applyOps(out *http.Request, ops *engine.HeaderOps) {
-	h := out.Header
+func (p *Proxy) applyOps(out *http.Request, x *exchange) {
+	h, ops := out.Header, &x.dec.Upstream
 	for i, s := range ops.Set {
 		k := p.names.canonical(s.Name)
 		if seenBefore(ops.Set[:i], s.Name) {
 			h[k] = append(h[k], s.Value)
 		} else {
-			h[k] = []string{s.Value}
+			x.vals[valsFixed+i] = s.Value
+			h[k] = x.value(valsFixed + i)
 		}
 	}
 	for _, name := range ops.Remove {

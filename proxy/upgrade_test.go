@@ -14,27 +14,28 @@ import (
 // newWebSocketUpstream answers an upgrade with a raw 101 and then echoes every byte.
 // Plain requests are recorded like the recording upstream's.
 func newWebSocketUpstream(t *testing.T) *recordingUpstream {
-	up := newRecordingUpstream(t)
-	plain := up.Config.Handler
-	up.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			plain.ServeHTTP(w, r)
-			return
-		}
-		up.mu.Lock()
-		up.got = append(up.got, recorded{Method: r.Method, RequestURI: r.RequestURI, Header: r.Header.Clone()})
-		up.mu.Unlock()
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Request-Id: upstream\r\n\r\n")
-		_ = brw.Flush()
-		_, _ = io.Copy(c, brw)
+	return newUpstream(t, func(up *recordingUpstream, s *http.Server) {
+		s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { webSocketEcho(t, up, w, r) })
 	})
-	return up
+}
+
+func webSocketEcho(t *testing.T, up *recordingUpstream, w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") != "websocket" {
+		up.record(w, r)
+		return
+	}
+	up.mu.Lock()
+	up.got = append(up.got, recorded{Method: r.Method, RequestURI: r.RequestURI, Header: r.Header.Clone()})
+	up.mu.Unlock()
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer c.Close()
+	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Request-Id: upstream\r\n\r\n")
+	_ = brw.Flush()
+	_, _ = io.Copy(c, brw)
 }
 
 const wsHeaders = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -106,11 +107,12 @@ func TestWebSocketDenied(t *testing.T) {
 // connections, and returns nil once drained.
 func TestGracefulDrain(t *testing.T) {
 	arrived, release := make(chan struct{}), make(chan struct{})
-	up := newRecordingUpstream(t)
-	up.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(arrived)
-		<-release
-		_, _ = io.WriteString(w, "late but complete")
+	up := newUpstream(t, func(_ *recordingUpstream, s *http.Server) {
+		s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			close(arrived)
+			<-release
+			_, _ = io.WriteString(w, "late but complete")
+		})
 	})
 	h := startProxyTo(t, up, up.URL, nil)
 	type result struct {
