@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -299,5 +300,41 @@ func TestDecisionLogAndAudit(t *testing.T) {
 		if strings.Contains(line, "secret") || strings.Contains(line, "good-key") {
 			t.Errorf("credential in log: %s", line)
 		}
+	}
+}
+
+func TestSendUpstreamHost(t *testing.T) {
+	h := startProxy(t, func(o *Options) { o.SendUpstreamHost = true })
+	wantStatuses(t, h.send(t, get("/public/x")), 200)
+	up := h.up.only(t)
+	if want := strings.TrimPrefix(h.up.URL, "http://"); up.Host != want || up.Header.Get("X-Forwarded-Host") != "app.example" {
+		t.Errorf("host %q (want %q), forwarded host %q", up.Host, want, up.Header.Get("X-Forwarded-Host"))
+	}
+}
+
+// As a plain handler (no raw scanner in front), the checks that need no raw bytes
+// still hold, and the scanner's reserved method is refused rather than trusted.
+func TestHandlerWithoutServe(t *testing.T) {
+	up := newRecordingUpstream(t)
+	target, _ := url.Parse(up.URL)
+	p, err := New(Options{Engine: engine.New(testTable(t)), Upstream: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	for method, want := range map[string]int{rejectMethod: 400, "TRACE": 405, "GET": 200} {
+		req, _ := http.NewRequest(method, srv.URL+"/public/x", nil)
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s: status %d, want %d", method, res.StatusCode, want)
+		}
+	}
+	if n := len(up.requests()); n != 1 {
+		t.Errorf("upstream saw %d requests, want 1", n)
 	}
 }
