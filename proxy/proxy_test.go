@@ -122,7 +122,8 @@ func TestIdentitySpoofing(t *testing.T) {
 	h := startProxy(t, nil)
 	rs := h.send(t, get("/api/x", "X-Api-Key: good-key",
 		"X-Portcullis-Subject: root", "x-portcullis-subject: root2", "X-PORTCULLIS-AUTH: jwt",
-		"X-Portcullis-Role: admin", "Connection: x-portcullis-subject, X-Portcullis-Auth"))
+		"X-Portcullis-Role: admin", "X_Portcullis_Subject: root3", "X_Forwarded_For: 6.6.6.6",
+		"Connection: x-portcullis-subject, X-Portcullis-Auth"))
 	wantStatuses(t, rs, 200)
 	up := h.up.only(t)
 	if got := up.Header.Values("X-Portcullis-Subject"); len(got) != 1 || got[0] != "alice" {
@@ -131,7 +132,7 @@ func TestIdentitySpoofing(t *testing.T) {
 	if got := up.Header.Values("X-Portcullis-Auth"); len(got) != 1 || got[0] != "apikey" {
 		t.Errorf("auth %q", got)
 	}
-	for _, k := range []string{"X-Portcullis-Role", "X-Api-Key"} {
+	for _, k := range []string{"X-Portcullis-Role", "X-Api-Key", "X_portcullis_subject", "X_forwarded_for"} {
 		if v, ok := up.Header[k]; ok {
 			t.Errorf("%s reached the upstream: %q", k, v)
 		}

@@ -47,7 +47,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		out.Host = pr.In.Host
 	}
 	h := out.Header
-	stripPrefixed(h, p.identityPrefix())
+	stripSpoofable(h, p.identityPrefix())
 	for _, k := range methodOverrideHeaders {
 		delete(h, k)
 	}
@@ -69,12 +69,17 @@ func (p *Proxy) identityPrefix() string {
 	return engine.DefaultIdentityPrefix
 }
 
-// stripPrefixed deletes every header whose name starts with the lowercase prefix,
-// ignoring ASCII case. The engine already did so on the inbound request; this keeps
-// the upstream request clean even if the table changed in between.
-func stripPrefixed(h http.Header, prefix string) {
+// stripSpoofable deletes every header whose name starts with the lowercase identity
+// prefix, ignoring ASCII case (the engine already did so on the inbound request; this
+// keeps the upstream request clean even if the table changed in between), and every
+// header whose name contains an underscore: CGI-style stacks (PHP, WSGI, Rack) map
+// "X_Portcullis_Subject" and "X-Portcullis-Subject" to the same variable, so an
+// underscore spelling would smuggle an identity or X-Forwarded-For past the checks
+// (nginx drops them by default for the same reason).
+func stripSpoofable(h http.Header, prefix string) {
 	for k := range h {
-		if len(k) >= len(prefix) && strings.EqualFold(k[:len(prefix)], prefix) {
+		if strings.IndexByte(k, '_') >= 0 ||
+			len(k) >= len(prefix) && strings.EqualFold(k[:len(prefix)], prefix) {
 			delete(h, k)
 		}
 	}
