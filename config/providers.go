@@ -5,5 +5,6 @@ package config
 // a Validate method, in its own file provider_<kind>.go; decoding, validation, the
 // reference documentation test and error positions follow from the yaml tag.
 type Providers struct {
-	APIKeys APIKeys `yaml:"apikeys"`
+	APIKeys APIKeys       `yaml:"apikeys"`
+	HMAC    HMACProviders `yaml:"hmac"`
 }

@@ -48,6 +48,7 @@ type StageKind struct {
 // config/stage_<kind>.go and add its row here.
 var stageKinds = [...]StageKind{
 	{Name: "apikey", Phases: []Phase{PhaseAuthenticate}, New: newAPIKeyStage},
+	{Name: "hmac", Phases: []Phase{PhaseAuthenticate}, New: func() StageSpec { return new(HMACStage) }},
 	{Name: "ip", Phases: []Phase{PhaseInspect, PhaseAuthorize}, New: func() StageSpec { return new(IPStage) }},
 	{Name: "scopes", Phases: []Phase{PhaseAuthorize}, New: func() StageSpec { return new(ScopesStage) }},
 }
