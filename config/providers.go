@@ -5,6 +5,8 @@ package config
 // a Validate method, in its own file provider_<kind>.go; decoding, validation, the
 // reference documentation test and error positions follow from the yaml tag.
 type Providers struct {
-	APIKeys APIKeys       `yaml:"apikeys"`
-	HMAC    HMACProviders `yaml:"hmac"`
+	APIKeys       APIKeys                `yaml:"apikeys"`
+	HMAC          HMACProviders          `yaml:"hmac"`
+	JWT           JWTProviders           `yaml:"jwt"`
+	Introspection IntrospectionProviders `yaml:"introspection"`
 }

@@ -49,7 +49,9 @@ type StageKind struct {
 var stageKinds = [...]StageKind{
 	{Name: "apikey", Phases: []Phase{PhaseAuthenticate}, New: newAPIKeyStage},
 	{Name: "hmac", Phases: []Phase{PhaseAuthenticate}, New: func() StageSpec { return new(HMACStage) }},
+	{Name: "introspection", Phases: []Phase{PhaseAuthenticate}, New: func() StageSpec { return new(IntrospectionStage) }},
 	{Name: "ip", Phases: []Phase{PhaseInspect, PhaseAuthorize}, New: func() StageSpec { return new(IPStage) }},
+	{Name: "jwt", Phases: []Phase{PhaseAuthenticate}, New: func() StageSpec { return new(JWTStage) }},
 	{Name: "scopes", Phases: []Phase{PhaseAuthorize}, New: func() StageSpec { return new(ScopesStage) }},
 }
 
