@@ -167,14 +167,14 @@ func (p *HMACProvider) Validate(v *Validator, path string) {
 		valid bool
 		which string
 	}{
-		{"policy", rfc, "rfc9421"},
-		{"header", !rfc, "github, stripe, slack and generic"},
-		{"timestamp_header", oneOf(p.Scheme, HMACSchemeSlack, HMACSchemeGeneric), "slack and generic"},
-		{"tolerance", oneOf(p.Scheme, HMACSchemeStripe, HMACSchemeSlack, HMACSchemeGeneric), "stripe, slack and generic"},
-		{"replay_window", p.Scheme == HMACSchemeGitHub, "github"},
+		{"policy", rfc, "the rfc9421 scheme"},
+		{"header", !rfc, "the github, stripe, slack and generic schemes"},
+		{"timestamp_header", oneOf(p.Scheme, HMACSchemeSlack, HMACSchemeGeneric), "the slack and generic schemes"},
+		{"tolerance", oneOf(p.Scheme, HMACSchemeStripe, HMACSchemeSlack, HMACSchemeGeneric), "the stripe, slack and generic schemes"},
+		{"replay_window", p.Scheme == HMACSchemeGitHub, "the github scheme"},
 	} {
 		if !o.valid && v.Has(joinPath(path, o.key)) {
-			v.Errorf(joinPath(path, o.key), "%s applies to the %s schemes only, not %s", o.key, o.which, p.Scheme)
+			v.Errorf(joinPath(path, o.key), "%s applies only to %s, not to %s", o.key, o.which, p.Scheme)
 		}
 	}
 	for _, h := range []string{"header", "timestamp_header"} {
