@@ -10,7 +10,8 @@
 //   - X-Forwarded-For replaced by the resolved chain (only the TCP peer, or the
 //     client-to-peer chain through configured trusted proxies), X-Forwarded-Host and
 //     X-Forwarded-Proto set by the proxy;
-//   - no inbound header carrying the identity prefix, no client-IP or URL-override
+//   - no inbound header carrying the identity prefix, no header with '_' in its name
+//     (CGI-style stacks read it as the hyphenated one), no client-IP or URL-override
 //     header unless the peer is a trusted proxy, no method-override header, no
 //     request trailers; the decision's identity headers and x-request-id, written after
 //     hop-by-hop removal so a client's Connection header cannot delete them.
