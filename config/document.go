@@ -30,6 +30,8 @@ type Document struct {
 	Log       Log                `yaml:"log"`
 	Default   DefaultRoute       `yaml:"default"`
 	Providers Providers          `yaml:"providers"`
+	Store     Store              `yaml:"store"`
+	RLS       RLS                `yaml:"rls"`
 	Policies  map[string]*Policy `yaml:"policies"`
 	Routes    []Route            `yaml:"routes"`
 
@@ -57,7 +59,8 @@ func Defaults() *Document {
 			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 15 * time.Second,
 			MaxHeaderBytes: 61440, MaxHeaderCount: 100, MaxBodyBytes: 10 << 20,
 		},
-		Log: Log{Level: "info"},
+		Log:   Log{Level: "info"},
+		Store: defaultStore(),
 	}
 }
 

@@ -48,10 +48,12 @@ type StageKind struct {
 // config/stage_<kind>.go and add its row here.
 var stageKinds = [...]StageKind{
 	{Name: "apikey", Phases: []Phase{PhaseAuthenticate}, New: newAPIKeyStage},
+	{Name: "bruteforce", Phases: []Phase{PhaseInspect}, New: newBruteForceStage},
 	{Name: "hmac", Phases: []Phase{PhaseAuthenticate}, New: func() StageSpec { return new(HMACStage) }},
 	{Name: "introspection", Phases: []Phase{PhaseAuthenticate}, New: func() StageSpec { return new(IntrospectionStage) }},
 	{Name: "ip", Phases: []Phase{PhaseInspect, PhaseAuthorize}, New: func() StageSpec { return new(IPStage) }},
 	{Name: "jwt", Phases: []Phase{PhaseAuthenticate}, New: func() StageSpec { return new(JWTStage) }},
+	{Name: "ratelimit", Phases: []Phase{PhaseInspect, PhaseLimit}, New: func() StageSpec { return new(RateLimitStage) }},
 	{Name: "scopes", Phases: []Phase{PhaseAuthorize}, New: func() StageSpec { return new(ScopesStage) }},
 }
 

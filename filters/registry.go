@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/config"
+	"github.com/portcullis/portcullis/filters/bruteforce"
 	"github.com/portcullis/portcullis/pkg/engine"
 	"github.com/portcullis/portcullis/pkg/store"
 )
@@ -23,6 +24,19 @@ type Deps struct {
 	// Store holds shared state (rate counters, replay sets, bans). The process creates
 	// it once, so state survives reloads; nil means a private in-memory store.
 	Store store.Store
+	// Limiter returns the rate limiter that applies a store failure policy
+	// (on_store_error). Nil means Store.Limiter when Store is a *store.Guard, else
+	// Store itself for every policy (a memory store does not fail).
+	Limiter func(store.Policy) store.Limiter
+	// OnRateLimited is called for each limit a request exceeds, shadow limits included
+	// (metrics). It runs on the request path and must be fast. Nil: not reported.
+	OnRateLimited func(limit string, shadow bool)
+	// OnBruteForce is called on every brute-force level change and ban (metrics,
+	// audit log). Nil: not reported.
+	OnBruteForce func(bruteforce.Event)
+	// OnStateError is called when an observer cannot record state (a brute-force
+	// failure count). Nil: ignored.
+	OnStateError func(error)
 }
 
 // Check is a readiness condition contributed by a stage (e.g. a JWKS fetched once).
@@ -54,9 +68,11 @@ type stageBuilder func(b *builder, st *config.Stage, p *engine.Pipeline) (engine
 // builder lives in build_<kind>.go. Every kind config.StageKinds knows must have a row
 // (a test checks it).
 var stageBuilders = map[string]stageBuilder{
-	"apikey": buildAPIKey,
-	"ip":     buildIP,
-	"scopes": buildScopes,
+	"apikey":     buildAPIKey,
+	"bruteforce": buildBruteForce,
+	"ip":         buildIP,
+	"ratelimit":  buildRateLimit,
+	"scopes":     buildScopes,
 }
 
 // Build compiles doc. Every problem is reported at once, each placed at its file,
