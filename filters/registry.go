@@ -70,6 +70,7 @@ type stageBuilder func(b *builder, st *config.Stage, p *engine.Pipeline) (engine
 var stageBuilders = map[string]stageBuilder{
 	"apikey":     buildAPIKey,
 	"bruteforce": buildBruteForce,
+	"hmac":       buildHMAC,
 	"ip":         buildIP,
 	"ratelimit":  buildRateLimit,
 	"scopes":     buildScopes,
