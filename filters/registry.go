@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/filters/bruteforce"
+	"github.com/portcullis/portcullis/filters/jwt"
 	"github.com/portcullis/portcullis/pkg/engine"
 	"github.com/portcullis/portcullis/pkg/store"
 )
@@ -24,6 +25,12 @@ type Deps struct {
 	// Store holds shared state (rate counters, replay sets, bans). The process creates
 	// it once, so state survives reloads; nil means a private in-memory store.
 	Store store.Store
+	// Offline compiles without starting background work (remote key fetches), for
+	// validation and tools; the compiled table is not meant to serve.
+	Offline bool
+	// OnKeyFetch observes every remote JWKS fetch (metrics, logs). It must not block.
+	// Nil: not reported.
+	OnKeyFetch func(jwt.FetchEvent)
 	// Limiter returns the rate limiter that applies a store failure policy
 	// (on_store_error). Nil means Store.Limiter when Store is a *store.Guard, else
 	// Store itself for every policy (a memory store does not fail).
@@ -58,6 +65,9 @@ type builder struct {
 	errs   config.Errors
 	checks []Check
 	closer []io.Closer
+	// tokenProviders shares JWT and introspection authenticators between the
+	// policies of one Build (build_jwt.go).
+	tokenProviders *tokenProviders
 }
 
 // stageBuilder builds one stage kind. p is the pipeline being built, so a kind can
@@ -68,12 +78,13 @@ type stageBuilder func(b *builder, st *config.Stage, p *engine.Pipeline) (engine
 // builder lives in build_<kind>.go. Every kind config.StageKinds knows must have a row
 // (a test checks it).
 var stageBuilders = map[string]stageBuilder{
-	"apikey":     buildAPIKey,
-	"bruteforce": buildBruteForce,
-	"hmac":       buildHMAC,
-	"ip":         buildIP,
-	"ratelimit":  buildRateLimit,
-	"scopes":     buildScopes,
+	"apikey":        buildAPIKey,
+	"bruteforce":    buildBruteForce,
+	"introspection": buildIntrospection,
+	"ip":            buildIP,
+	"jwt":           buildJWT,
+	"ratelimit":     buildRateLimit,
+	"scopes":        buildScopes,
 }
 
 // Build compiles doc. Every problem is reported at once, each placed at its file,
