@@ -80,6 +80,7 @@ type stageBuilder func(b *builder, st *config.Stage, p *engine.Pipeline) (engine
 var stageBuilders = map[string]stageBuilder{
 	"apikey":        buildAPIKey,
 	"bruteforce":    buildBruteForce,
+	"hmac":          buildHMAC,
 	"introspection": buildIntrospection,
 	"ip":            buildIP,
 	"jwt":           buildJWT,
