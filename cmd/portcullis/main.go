@@ -23,6 +23,7 @@ func commands() map[string]command {
 		"serve":    {"run the sidecar (proxy, ext_authz/RLS gRPC, forward-auth, admin)", runServe},
 		"validate": {"check a configuration file and print every problem as FILE:LINE:COL: path: message", runValidate},
 		"keys":     {"manage API keys (keys new --subject S)", runKeys},
+		"sign":     {"sign a request for an hmac provider and print its headers and a curl command", runSign},
 		"token":    {"development JWTs: token new signs one, token inspect decodes and checks one", runToken},
 		"version":  {"print the version", runVersion},
 	}
