@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portcullis/portcullis/config"
-	"github.com/portcullis/portcullis/filters"
 )
 
 // reloader applies configuration changes: build, validate, swap atomically, and keep
@@ -47,7 +46,7 @@ func (r *reloader) apply(doc *config.Document, data []byte) error {
 	}
 	sum := sha256.Sum256(data)
 	version := hex.EncodeToString(sum[:6])
-	compiled, err := filters.Build(doc, filters.Deps{})
+	compiled, err := s.compile(doc) // state.go: the shared store and RLS survive reloads
 	if err != nil {
 		s.metrics.Reloaded(version, err)
 		s.audit.ConfigChange(doc.Source, version, err)
@@ -61,6 +60,7 @@ func (r *reloader) apply(doc *config.Document, data []byte) error {
 		checks = append(checks, readyCheck{name: c.Name, check: c.Check})
 	}
 	old := s.engine.Swap(compiled.Table)
+	s.state.setRLS(doc)
 	s.admin.setChecks(checks)
 	r.hash, r.running = sum, doc
 	if old != nil {
@@ -78,6 +78,7 @@ func warnRestartOnly(log *zap.Logger, old, cur *config.Document) {
 	for name, pair := range map[string][2]any{
 		"listeners": {old.Listeners, cur.Listeners}, "upstream": {old.Upstream, cur.Upstream},
 		"server": {old.Server, cur.Server}, "network": {old.Network, cur.Network}, "log": {old.Log, cur.Log},
+		"store": {old.Store, cur.Store},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			log.Warn("config section changed; it takes effect at the next restart", zap.String("section", name))

@@ -71,6 +71,7 @@ type server struct {
 	engine    *engine.Engine
 	admin     *admin
 	reload    *reloader
+	state     *state // shared store and RLS (state.go), created by the first apply
 }
 
 func newServer(boot *config.Bootstrap, log *zap.Logger) *server {
@@ -105,6 +106,7 @@ func (s *server) run(ctx context.Context, doc *config.Document, watch time.Durat
 		zap.String("proxy", doc.Listeners.Proxy), zap.String("grpc", doc.Listeners.GRPC),
 		zap.String("admin", doc.Listeners.Admin), zap.String("forward_auth", doc.Listeners.ForwardAuth))
 	err := g.Wait()
+	s.state.close()
 	s.log.Info("portcullis stopped")
 	return err
 }
@@ -158,6 +160,7 @@ func (s *server) serveGRPC(ctx context.Context, g *errgroup.Group, doc *config.D
 	gs := grpc.NewServer(extauthz.ServerOptions(int(doc.Server.MaxBodyBytes))...)
 	extauthz.New(extauthz.Options{Engine: s.engine, TrustedProxies: doc.Network.TrustedProxies,
 		Log: s.decisions, Audit: s.audit, Logger: s.log}).Register(gs)
+	s.state.registerRLS(gs)
 	hs := extauthz.RegisterHealth(gs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	g.Go(func() error { return gs.Serve(ln) })
