@@ -396,3 +396,22 @@ routes: [{name: api, policy: api}]
 		t.Error("a secret or token appears in the logs")
 	}
 }
+
+func TestTokenCLI(t *testing.T) {
+	code, out, errs := runCLI(t, "token", "new", "--help")
+	if code != 0 || !strings.Contains(out+errs, "DEVELOPMENT TOOL") {
+		t.Fatalf("help: %d %s%s", code, out, errs)
+	}
+	keyFile := writeFile(t, t.TempDir(), "k.jwk", func() string { _, p := ecJWK(t, "k"); return p }())
+	if code, _, errs := runCLI(t, "token", "new", "--key", keyFile, "--claims", `["not an object"]`); code != 2 || errs == "" {
+		t.Fatalf("bad claims: %d %s", code, errs)
+	}
+	none := b64([]byte(`{"alg":"none"}`)) + "." + b64([]byte(`{"sub":"x","sub":"y"}`)) + "."
+	code, out, _ = runCLI(t, "token", "inspect", none)
+	if code != 1 || !strings.Contains(out, "problem: jwt.alg_not_allowed") || !strings.Contains(out, "WITHOUT verification") {
+		t.Fatalf("inspect alg none: %d\n%s", code, out)
+	}
+	if code, _, errs := runCLI(t, "token", "inspect"); code != 2 || !strings.Contains(errs, "usage") {
+		t.Fatalf("no token: %d %s", code, errs)
+	}
+}
