@@ -19,7 +19,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	doc, err := boot.Load()
 	if err == nil {
 		var c *filters.Compiled
-		c, err = filters.Build(doc, filters.Deps{})
+		c, err = filters.Build(doc, filters.Deps{Offline: true}) // validate fetches nothing
 		if err == nil {
 			_ = c.Table.Close()
 		}

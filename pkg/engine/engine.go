@@ -101,17 +101,39 @@ func (e *Engine) Prepare(r *Request) (bodyLimit int64) {
 }
 
 // stripPrefixed deletes every header whose name starts with prefix (ASCII
-// case-insensitive) and returns the removed names in lowercase. It allocates only when
-// it finds one.
+// case-insensitive, and with '_' standing for '-': CGI-style stacks such as PHP, WSGI
+// and Rack read X_Portcullis_Subject as X-Portcullis-Subject) and returns the removed
+// names in lowercase. It allocates only when it finds one.
 func stripPrefixed(h http.Header, prefix string) []string {
 	var removed []string
 	for k := range h {
-		if len(k) >= len(prefix) && strings.EqualFold(k[:len(prefix)], prefix) {
+		if hasIdentityPrefix(k, prefix) {
 			removed = append(removed, strings.ToLower(k))
 			delete(h, k)
 		}
 	}
 	return removed
+}
+
+// hasIdentityPrefix reports whether name starts with the lowercase prefix, ignoring
+// ASCII case and treating '_' in name as '-'.
+func hasIdentityPrefix(name, prefix string) bool {
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Decide runs the matched route's pipeline on r and returns the decision. It never
@@ -311,7 +333,7 @@ outer:
 // hideCredentials removes consumed credentials from the upstream request.
 func hideCredentials(r *Request, p *Pipeline, d *Decision) {
 	for i, h := range p.hideCanonical {
-		if _, ok := r.Header[h]; ok {
+		if _, ok := r.Header[h]; ok && !setsHeader(d.Upstream.Set, p.HideHeaders[i]) {
 			d.Upstream.Remove = append(d.Upstream.Remove, p.HideHeaders[i])
 		}
 	}
@@ -324,6 +346,18 @@ func hideCredentials(r *Request, p *Pipeline, d *Decision) {
 			d.Upstream.RemoveQuery = append(d.Upstream.RemoveQuery, name)
 		}
 	}
+}
+
+// setsHeader reports whether set has an entry for name (lowercase). A hidden
+// credential header that the decision sets itself (an absolute claim header) is
+// overwritten, never removed: Envoy removes after setting.
+func setsHeader(set []HeaderValue, name string) bool {
+	for _, h := range set {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // StrippedIdentityHeaders returns the lowercase names of inbound identity headers that

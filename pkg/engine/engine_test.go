@@ -190,6 +190,7 @@ func TestSpoofedIdentityHeaders(t *testing.T) {
 	r.Header["Authorization"] = []string{"Bearer good"}
 	r.Header["X-Portcullis-Subject"] = []string{"root", "admin"}
 	r.Header["X-PORTCULLIS-ISSUER"] = []string{"evil"}
+	r.Header["X_portcullis_scopes"] = []string{"admin"}
 	r.Header["X-Portcullis-Claim-Tenant"] = []string{"other"}
 	d := e.Decide(context.Background(), r)
 	if !d.Allow {
@@ -204,7 +205,7 @@ func TestSpoofedIdentityHeaders(t *testing.T) {
 		t.Fatalf("subject %q", v)
 	}
 	slices.Sort(d.Upstream.Remove)
-	if want := []string{"x-portcullis-claim-tenant", "x-portcullis-issuer"}; !slices.Equal(d.Upstream.Remove, want) {
+	if want := []string{"x-portcullis-claim-tenant", "x-portcullis-issuer", "x_portcullis_scopes"}; !slices.Equal(d.Upstream.Remove, want) {
 		t.Fatalf("remove %v, want %v", d.Upstream.Remove, want)
 	}
 	for _, s := range d.Upstream.Set {

@@ -57,6 +57,8 @@ type Request struct {
 }
 
 // Reset clears r for reuse, keeping the Header map (emptied) to save an allocation.
+// A front-end that points Header at another owner's map (http.Request.Header) must
+// set it to nil before Reset, or that map is cleared too.
 func (r *Request) Reset() {
 	h := r.Header
 	clear(h)
