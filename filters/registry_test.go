@@ -32,7 +32,7 @@ func TestEveryConfigKindHasABuilder(t *testing.T) {
 // The key below is "pk_k7f3a9c2_" + 56 'a': its SHA-512 is in the document.
 var testKey = "pk_k7f3a9c2_" + strings.Repeat("a", 56)
 
-func compile(t *testing.T, doc string) *Compiled {
+func compile(t testing.TB, doc string) *Compiled {
 	t.Helper()
 	d, err := config.Parse("t.yaml", []byte(doc))
 	if err != nil {

@@ -155,8 +155,12 @@ type result struct {
 const maxSamples = 200_000
 
 func run(c config, do doer) result {
-	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
-	defer cancel()
+	// Workers stop issuing at the deadline and let in-flight requests finish with their
+	// own timeout, so the end of a run never shows up as errors.
+	var stop atomic.Bool
+	timer := time.AfterFunc(c.duration, func() { stop.Store(true) })
+	defer timer.Stop()
+	ctx := context.Background()
 	var (
 		issued, errs atomic.Int64
 		mu           sync.Mutex
@@ -176,19 +180,17 @@ func run(c config, do doer) result {
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 4096)
-			for ctx.Err() == nil && issued.Add(1) <= c.maxRequests {
+			for !stop.Load() && issued.Add(1) <= c.maxRequests {
 				if tick != nil {
-					select {
-					case <-tick:
-					case <-ctx.Done():
-						return
+					<-tick
+					if stop.Load() {
+						break
 					}
 				}
 				t0 := time.Now()
-				err := do(ctx)
-				if ctx.Err() != nil {
-					break
-				}
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := do(rctx)
+				cancel()
 				if err != nil {
 					if errs.Add(1) == 1 {
 						mu.Lock()
