@@ -7,6 +7,9 @@ PKGS  := ./...
 TEST_TIMEOUT ?= 12m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# go-control-plane's generated marshallers (no protobuf reflection on the ext_authz and
+# RLS responses); without the tag the standard codec is used, with identical bytes.
+export GOFLAGS := $(strip $(GOFLAGS) -tags=vtprotobuf)
 
 .PHONY: all build run test test-deps lint bench fuzz clean
 

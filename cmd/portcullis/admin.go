@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,8 @@ type admin struct {
 	registry *prometheus.Registry
 	// checks is replaced whole on every config swap.
 	checks atomic.Pointer[[]readyCheck]
+	// pprof serves /debug/pprof/ (opt-in: profiles reveal internals and cost CPU).
+	pprof bool
 }
 
 func (a *admin) setChecks(c []readyCheck) { a.checks.Store(&c) }
@@ -33,6 +36,13 @@ func (a *admin) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	if a.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -33,6 +33,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		"rejected and the running configuration stays. SIGINT/SIGTERM drain and stop.", stderr)
 	boot := config.NewBootstrap(fs)
 	watch := fs.Duration("watch-interval", 2*time.Second, "how often to check the document for changes (0: only on SIGHUP)")
+	pprofOn := fs.Bool("pprof", false, "serve Go profiles at /debug/pprof/ on the admin listener")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -48,6 +49,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	defer func() { _ = log.Sync() }()
 	s := newServer(boot, log)
+	s.admin.pprof = *pprofOn
 	if err := s.apply(doc); err != nil {
 		printConfigErrors(stderr, err)
 		return 1

@@ -13,6 +13,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -121,8 +122,18 @@ func ServerOptions(maxBodyBytes int) []grpc.ServerOption {
 			Time:    30 * time.Second,
 			Timeout: 10 * time.Second,
 		}),
+		// A fixed pool of stream workers instead of a new goroutine per call: a fresh
+		// goroutine grows its stack on every Check (measured: ~12% of CPU in
+		// runtime.copystack at 64 concurrent streams); a worker keeps its grown stack.
+		grpc.NumStreamWorkers(streamWorkers()),
+		codecOption(),
 	}
 }
+
+// streamWorkers sizes the stream worker pool for the concurrency Envoy typically keeps
+// in flight (one stream per pending request). grpc-go falls back to a new goroutine
+// when every worker is busy, so this bounds nothing; an idle worker costs its stack.
+func streamWorkers() uint32 { return uint32(max(128, 32*runtime.GOMAXPROCS(0))) }
 
 // recvLimit is the gRPC receive limit for a body limit: body plus headroom, at least
 // gRPC's default.

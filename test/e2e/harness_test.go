@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	binary = filepath.Join(dir, "portcullis")
 	_, here, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(here), "..", "..")
-	cmd := exec.Command("go", "build", "-o", binary, "./cmd/portcullis")
+	cmd := exec.Command("go", "build", "-tags", "vtprotobuf", "-o", binary, "./cmd/portcullis")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
