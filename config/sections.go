@@ -138,12 +138,18 @@ func (s *Server) Validate(v *Validator, path string) {
 // Log configures logging.
 type Log struct {
 	Level string `yaml:"level"` // debug, info (default), warn or error
+	// Decisions says which requests get a decision line: all (default), denies or none.
+	// Denies are always in the audit log.
+	Decisions string `yaml:"decisions"`
 }
 
-// Validate checks the level.
+// Validate checks the level and the decision lines.
 func (l *Log) Validate(v *Validator, path string) {
 	if !oneOf(l.Level, "debug", "info", "warn", "error") {
 		v.Errorf(joinPath(path, "level"), "invalid level %q: expected debug, info, warn or error", l.Level)
+	}
+	if !oneOf(l.Decisions, "all", "denies", "none") {
+		v.Errorf(joinPath(path, "decisions"), "invalid decisions %q: expected all, denies or none", l.Decisions)
 	}
 }
 

@@ -48,7 +48,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer func() { _ = log.Sync() }()
-	s := newServer(boot, log)
+	s := newServer(boot, log, doc.Log.Decisions)
 	s.admin.pprof = *pprofOn
 	if err := s.apply(doc); err != nil {
 		printConfigErrors(stderr, err)
@@ -76,11 +76,11 @@ type server struct {
 	state     *state // shared store and RLS (state.go), created by the first apply
 }
 
-func newServer(boot *config.Bootstrap, log *zap.Logger) *server {
+func newServer(boot *config.Bootstrap, log *zap.Logger, decisions string) *server {
 	m := telemetry.NewMetrics()
 	s := &server{
 		boot: boot, log: log, metrics: m,
-		audit: telemetry.NewAudit(log), decisions: telemetry.NewDecisionLog(log),
+		audit: telemetry.NewAudit(log), decisions: telemetry.NewDecisionLogFor(log, decisions),
 		engine: engine.New(nil, engine.WithRecorder(m)),
 		admin:  &admin{registry: m.Registry},
 	}

@@ -34,15 +34,31 @@ func NewLogger(level string) (*zap.Logger, error) {
 // DecisionLog writes one structured line per decision. Allowed requests log at info,
 // denied ones at info too (with reason); the audit log carries denies separately.
 type DecisionLog struct {
-	log *zap.Logger
+	log    *zap.Logger
+	allows bool // log allowed requests
+	denies bool // log denied requests
 }
 
-// NewDecisionLog returns a decision logger named "decision".
-func NewDecisionLog(l *zap.Logger) *DecisionLog { return &DecisionLog{log: l.Named("decision")} }
+// NewDecisionLog returns a decision logger named "decision" that logs every decision.
+func NewDecisionLog(l *zap.Logger) *DecisionLog {
+	return &DecisionLog{log: l.Named("decision"), allows: true, denies: true}
+}
+
+// NewDecisionLogFor returns a decision logger for the log.decisions setting: "all",
+// "denies" or "none".
+func NewDecisionLogFor(l *zap.Logger, which string) *DecisionLog {
+	d := NewDecisionLog(l)
+	d.allows = which == "all"
+	d.denies = which == "all" || which == "denies"
+	return d
+}
 
 // Log writes the decision line for r and d from the given front-end ("proxy",
 // "extauthz", "forwardauth", "rls"). It does nothing when info is disabled.
 func (l *DecisionLog) Log(frontend string, r *engine.Request, d *engine.Decision) {
+	if d.Allow && !l.allows || !d.Allow && !l.denies {
+		return
+	}
 	ce := l.log.Check(zapcore.InfoLevel, "decision")
 	if ce == nil {
 		return
