@@ -1,72 +1,204 @@
 #!/usr/bin/env bash
-# make bench: Go benchmarks of the hot paths, then bounded loopback load runs of both
-# front-ends against their floors (always-allow ext_authz on the same gRPC stack, bare
-# httputil.ReverseProxy), alternated and repeated so each ratio comes from one run.
-# Servers are pinned to CPU 1, the load generator and the upstream to CPU 0.
-set -euo pipefail
+# make bench: one run that measures every performance target of issues 2-5 against the
+# floor measured in the same run, and prints each ratio with its target.
+#
+#   1. Go benchmarks of the hot paths (engine, API key, JWT vs stdlib, RFC 9421, memory
+#      limiter, RLS, ratelimit stage);
+#   2. loopback load runs, each target alternated RUNS times with its floor (always-allow
+#      ext_authz/RLS on the same gRPC stack, bare httputil.ReverseProxy), medians kept:
+#      API key (ext_authz and proxy), ES256 JWT cache hit, hmac-sha256 1 KiB, RLS and the
+#      ratelimit stage on memory and on a redis-server this script starts, plus fixed-rate
+#      runs of the Valkey path at half its measured capacity;
+#   3. test/load/results/summary.txt, printed at the end.
+# Servers (Portcullis, floor) are pinned to CPU 1; the load generator, the upstream and
+# redis-server to CPU 0. Everything listens on 127.0.0.1 (free ports). A target that
+# cannot run is reported with its reason and the script goes on; the exit status is
+# non-zero only when nothing could be measured (build failure).
+#
+# Environment: RUNS (3), DUR (5s), WARMUP (1s), CONC (64), BENCHTIME (0.5s), COUNT (3),
+# HMAC_POOL (pre-signed requests per hmac run, 400000), BENCH_LOG_LEVEL (info: the
+# default, one decision log line per request), QUICK=1 (a fast smoke run).
+set -uo pipefail
 cd "$(dirname "$0")/../.."
-RUNS=${RUNS:-3}          # load runs per target (the median is reported)
-DUR=${DUR:-5s}           # measurement time per run (bounded also by -n)
-CONC=${CONC:-64}         # concurrent streams / connections
-BENCHTIME=${BENCHTIME:-1s}
+if [ "${QUICK:-0}" = 1 ]; then
+  RUNS=${RUNS:-1} DUR=${DUR:-1s} WARMUP=${WARMUP:-300ms} BENCHTIME=${BENCHTIME:-100ms} COUNT=${COUNT:-1}
+fi
+RUNS=${RUNS:-3}; DUR=${DUR:-5s}; WARMUP=${WARMUP:-1s}; CONC=${CONC:-64}
+BENCHTIME=${BENCHTIME:-0.5s}; COUNT=${COUNT:-3}; HMAC_POOL=${HMAC_POOL:-400000}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 out=${OUT:-test/load/results}
-mkdir -p "$out" bin
-pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
-
-echo "== machine"
-echo "$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3)"
-
-echo "== go benchmarks (benchtime $BENCHTIME, count 3)"
-go test -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" -count 3 \
-  ./pkg/engine/ ./filters/apikey/ ./filters/ip/ ./pkg/extauthz/ ./proxy/ ./pkg/store/ \
-  ./filters/jwt/ ./pkg/httpsig/ ./filters/hmac/ ./filters/ratelimit/ 2>&1 | tee "$out/gobench.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
-
-echo "== load: building"
-go build -o bin/portcullis ./cmd/portcullis
-go build -o bin/echo ./examples/echo
-go build -o bin/loadgen ./test/load/loadgen
-go build -o bin/floor ./test/load/floor
+mkdir -p "$out" bin || exit 1
+tmp=$(mktemp -d) || exit 1
+load="$out/load.txt" fails="$out/failures.txt" meta="$out/meta.txt" gobench="$out/gobench.txt"
+: > "$load"; : > "$fails"; : > "$meta"
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not up" >&2; return 1; }
-
-pin 0 bin/echo -addr 127.0.0.1:18080 >/dev/null 2>&1 & pids+=($!)
-wait_port 18080
-key=$(cat examples/quickstart/demo-key.txt)
-
-start_portcullis() {
-  PORTCULLIS_LISTENERS_PROXY=127.0.0.1:18000 PORTCULLIS_LISTENERS_GRPC=127.0.0.1:19001 \
-  PORTCULLIS_LISTENERS_ADMIN=127.0.0.1:19002 PORTCULLIS_UPSTREAM_URL=http://127.0.0.1:18080 \
-  PORTCULLIS_LOG_LEVEL=${BENCH_LOG_LEVEL:-info} \
-    pin 1 bin/portcullis serve --config examples/quickstart/portcullis.yaml --watch-interval 0 2>/dev/null &
-  pids+=($!); wait_port 18000; wait_port 19001
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$tmp"
 }
-start_floor() { pin 1 bin/floor -grpc 127.0.0.1:19101 -proxy 127.0.0.1:18100 -upstream http://127.0.0.1:18080 & pids+=($!); wait_port 18100; wait_port 19101; }
-start_portcullis
-start_floor
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-lg() { pin 0 bin/loadgen -d "$DUR" -c "$CONC" "$@"; }
-: > "$out/load.txt"
-for i in $(seq 1 "$RUNS"); do
-  lg -mode extauthz -target 127.0.0.1:19101 -label "extauthz-floor" | tee -a "$out/load.txt"
-  lg -mode extauthz -target 127.0.0.1:19001 -H "x-api-key: $key" -label "extauthz-apikey" | tee -a "$out/load.txt"
-  lg -mode http -target http://127.0.0.1:18100/api/hello -label "proxy-bare" | tee -a "$out/load.txt"
-  lg -mode http -target http://127.0.0.1:18000/api/hello -H "X-API-Key: $key" -label "proxy-apikey" | tee -a "$out/load.txt"
+pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+note() { echo "$*" | tee -a "$meta"; }
+fail() { printf '%s\t%s\n' "$1" "$2" | tee -a "$fails" >&2; }
+# free_port prints a loopback port nothing listens on (20 random tries).
+free_port() {
+  local p
+  for _ in $(seq 1 20); do
+    p=$(( (RANDOM % 30000) + 20000 ))
+    (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return 0; }
+  done
+  return 1
+}
+# wait_port PORT PID: up to 10 s for PORT to accept, while PID lives.
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
+note "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3-)"
+note "redis:   $(redis-server --version 2>/dev/null || echo 'redis-server not found')"
+note "load before: $(uptime | sed 's/.*load average/load average/')"
+note "settings: RUNS=$RUNS DUR=$DUR WARMUP=$WARMUP CONC=$CONC BENCHTIME=$BENCHTIME COUNT=$COUNT log.level=$LOG_LEVEL; servers on CPU 1, loadgen+upstream+redis on CPU 0"
+
+echo "== building"
+for t in portcullis:./cmd/portcullis echo:./examples/echo loadgen:./test/load/loadgen floor:./test/load/floor benchsum:./test/load/benchsum; do
+  go build -o "bin/${t%%:*}" "${t#*:}" || { echo "bench: cannot build ${t#*:}" >&2; exit 1; }
 done
 
-echo "== medians of $RUNS runs (c=$CONC, $DUR each)"
-awk '
-  { label=$1; rps[label]=rps[label] " " $2; p50[label]=p50[label] " " $5; p99[label]=p99[label] " " $7 }
-  function med(s,   a, n, i, j, t) { n=split(s, a, " "); for(i=1;i<=n;i++) for(j=i+1;j<=n;j++) if (a[j]+0 < a[i]+0) { t=a[i]; a[i]=a[j]; a[j]=t }; return a[int((n+1)/2)] }
-  function us(s) { if (s ~ /ms$/) return s*1000; if (s ~ /µs$/) return s+0; if (s ~ /s$/) return s*1e6; return s+0 }
-  END {
-    for (l in rps) { split(p50[l], a, " "); m[l]=med(rps[l]); q50=""; q99="";
-      n=split(p50[l], x, " "); for(i=1;i<=n;i++) x[i]=us(x[i]); for(i=1;i<=n;i++) q50=q50 " " x[i];
-      n=split(p99[l], y, " "); for(i=1;i<=n;i++) y[i]=us(y[i]); for(i=1;i<=n;i++) q99=q99 " " y[i];
-      mp50[l]=med(q50); mp99[l]=med(q99);
-      printf "%-18s %9.0f req/s  p50 %7.0f µs  p99 %7.0f µs\n", l, m[l], mp50[l], mp99[l] }
-    if (m["extauthz-floor"] > 0) printf "ext_authz API key / always-allow floor: %.0f%% (target >= 75%%)\n", 100*m["extauthz-apikey"]/m["extauthz-floor"]
-    if (m["proxy-bare"] > 0) printf "proxy API key / bare ReverseProxy:      %.0f%% (target >= 85%%), p50 +%.0f µs (target <= +50 µs)\n", 100*m["proxy-apikey"]/m["proxy-bare"], mp50["proxy-apikey"]-mp50["proxy-bare"]
-  }' "$out/load.txt" | tee "$out/summary.txt"
+echo "== go benchmarks (benchtime $BENCHTIME, count $COUNT)"
+go test -run '^$' -benchmem -benchtime "$BENCHTIME" -count "$COUNT" \
+  -bench '^Benchmark(RouteLookup|Decide|DecideAPIKey|Verify|SignatureBase|VerifyHMAC1KiB|AuthenticateRFC9421HMAC1KiBWithReplay|MemoryTake|ShouldRateLimitMemory|Check)$' \
+  ./pkg/engine/ ./filters/ ./filters/jwt/ ./pkg/httpsig/ ./filters/hmac/ ./pkg/store/ ./pkg/rls/ ./filters/ratelimit/ \
+  > "$gobench" 2>&1 || fail "go-benchmarks" "go test -bench failed: $(grep -m1 -E 'FAIL|panic|error' "$gobench")"
+grep -E '^(Benchmark|ok|FAIL)' "$gobench"
+
+echo "== load"
+up_port=$(free_port) || { echo "bench: no free port" >&2; exit 1; }
+pin 0 bin/echo -addr "127.0.0.1:$up_port" >/dev/null 2>&1 &
+up_pid=$!; pids+=("$up_pid")
+wait_port "$up_port" "$up_pid" || { echo "bench: the echo upstream did not start" >&2; exit 1; }
+fl_grpc=$(free_port); fl_http=$(free_port)
+pin 1 bin/floor -grpc "127.0.0.1:$fl_grpc" -proxy "127.0.0.1:$fl_http" -upstream "http://127.0.0.1:$up_port" &
+fl_pid=$!; pids+=("$fl_pid")
+{ wait_port "$fl_grpc" "$fl_pid" && wait_port "$fl_http" "$fl_pid"; } || { echo "bench: the floor servers did not start" >&2; exit 1; }
+
+# lg LABEL ARGS...: one bounded loadgen run; its result line goes to load.txt, a failure
+# (non-zero exit, with loadgen's reason) to failures.txt.
+lg() {
+  local label=$1 err="$tmp/lg.err"; shift
+  local line
+  line=$(pin 0 timeout --kill-after=5s 300s bin/loadgen -c "$CONC" -d "$DUR" -warmup "$WARMUP" -label "$label" "$@" 2>"$err")
+  local rc=$?
+  [ -n "$line" ] && echo "$line" | tee -a "$load"
+  grep -v '^loadgen: first error' "$err" | sed "s|^|$label: |" >&2
+  [ $rc -eq 0 ] || fail "$label" "exit $rc: $(tail -n1 "$err" | cut -c1-300)"
+}
+
+# pair NAME FLOOR_ARGS -- TARGET_ARGS: RUNS alternations of the floor and the target.
+pair() {
+  local name=$1; shift
+  local floor=() target=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do floor+=("$1"); shift; done
+  shift; target=("$@")
+  for _ in $(seq 1 "$RUNS"); do
+    lg "$name/floor" "${floor[@]}"
+    lg "$name/target" "${target[@]}"
+  done
+}
+
+# portcullis CONFIG: starts Portcullis pinned to CPU 1; sets pc_pid, pc_grpc, pc_http,
+# or returns 1 with the reason in why.
+portcullis() {
+  pc_grpc=$(free_port); pc_http=$(free_port); local admin; admin=$(free_port)
+  PORTCULLIS_LISTENERS_PROXY="127.0.0.1:$pc_http" PORTCULLIS_LISTENERS_GRPC="127.0.0.1:$pc_grpc" \
+  PORTCULLIS_LISTENERS_ADMIN="127.0.0.1:$admin" PORTCULLIS_UPSTREAM_URL="http://127.0.0.1:$up_port" \
+  PORTCULLIS_LOG_LEVEL=$LOG_LEVEL \
+    pin 1 bin/portcullis serve --config "$1" --watch-interval 0 >/dev/null 2>&1 &
+  pc_pid=$!; pids+=("$pc_pid")
+  wait_port "$pc_http" "$pc_pid" && wait_port "$pc_grpc" "$pc_pid" && return 0
+  why="portcullis with $1 did not start: $(bin/portcullis validate --config "$1" 2>&1 | head -n3 | tr '\n' ' ' | cut -c1-300)"
+  stop "$pc_pid"
+  return 1
+}
+ext_floor=(-mode extauthz -target "127.0.0.1:$fl_grpc")
+rls_floor=(-mode rls -target "127.0.0.1:$fl_grpc" -domain bench -desc remote_address=127.0.0.1)
+
+echo "-- issue 2: API key (examples/quickstart)"
+if portcullis examples/quickstart/portcullis.yaml; then
+  key=$(cat examples/quickstart/demo-key.txt)
+  pair extauthz-apikey "${ext_floor[@]}" -- -mode extauthz -target "127.0.0.1:$pc_grpc" -H "x-api-key: $key"
+  pair proxy-apikey -mode http -target "http://127.0.0.1:$fl_http/api/hello" -- \
+    -mode http -target "http://127.0.0.1:$pc_http/api/hello" -H "X-API-Key: $key"
+  stop "$pc_pid"
+else fail extauthz-apikey "$why"; fail proxy-apikey "$why"; fi
+
+echo "-- issue 3: ES256 JWT, cache hit (test/load/configs/jwt.yaml)"
+if ! token=$(bin/portcullis token new --key test/load/configs/jwt-key.jwk --ttl 1h \
+      --claims "$(cat test/load/configs/jwt-claims.json)" 2>&1); then
+  fail extauthz-jwt "token new: $token"
+elif portcullis test/load/configs/jwt.yaml; then
+  pair extauthz-jwt "${ext_floor[@]}" -- -mode extauthz -target "127.0.0.1:$pc_grpc" -H "authorization: Bearer $token"
+  stop "$pc_pid"
+else fail extauthz-jwt "$why"; fi
+
+echo "-- issue 4: hmac-sha256 RFC 9421, 1 KiB raw_body, replay on (test/load/configs/hmac.yaml)"
+if portcullis test/load/configs/hmac.yaml; then
+  # The floor gets the same 1 KiB body, so both sides carry the same bytes.
+  pair extauthz-hmac "${ext_floor[@]}" -body-bytes 1024 -- -mode extauthz -target "127.0.0.1:$pc_grpc" \
+    -body-bytes 1024 -hmac-key-id bench-2025 -hmac-secret-file test/load/configs/hmac-secret.txt -n "$HMAC_POOL"
+  stop "$pc_pid"
+else fail extauthz-hmac "$why"; fi
+
+# ratelimit_pairs NAME: RLS and ext_authz ratelimit-stage pairs against the running Portcullis.
+ratelimit_pairs() {
+  pair "rls-$1" "${rls_floor[@]}" -- -mode rls -target "127.0.0.1:$pc_grpc" -domain bench -desc remote_address=127.0.0.1
+  pair "extauthz-ratelimit-$1" "${ext_floor[@]}" -- -mode extauthz -target "127.0.0.1:$pc_grpc"
+}
+
+echo "-- issue 5: rate limits, memory store (test/load/configs/ratelimit-memory.yaml)"
+if portcullis test/load/configs/ratelimit-memory.yaml; then
+  ratelimit_pairs memory
+  stop "$pc_pid"
+else fail rls-memory "$why"; fail extauthz-ratelimit-memory "$why"; fi
+
+# fixed_rate PAIR FLOOR_ARGS -- TARGET_ARGS: one open-loop run each at half the
+# target's median closed-loop rate.
+fixed_rate() {
+  local name=$1 cap; shift
+  if ! cap=$(bin/benchsum -load "$load" -capacity "$name/target" 2>&1); then fail "$name/rate" "$cap"; return; fi
+  local rate=$(( ${cap%.*} / 2 )) floor=()
+  while [ "$1" != -- ]; do floor+=("$1"); shift; done; shift
+  lg "$name/rate-floor" "${floor[@]}" -rate "$rate"
+  lg "$name/rate-target" "$@" -rate "$rate"
+}
+
+echo "-- issue 5: rate limits, Valkey store (test/load/configs/ratelimit-valkey.yaml)"
+rport=$(free_port)
+pin 0 redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" --loglevel warning >"$tmp/redis.log" 2>&1 &
+redis_pid=$!; pids+=("$redis_pid")
+if ! wait_port "$rport" "$redis_pid"; then
+  why="redis-server did not start: $(tail -n1 "$tmp/redis.log")"
+  fail rls-valkey "$why"; fail extauthz-ratelimit-valkey "$why"
+else
+  sed "s/127\.0\.0\.1:16379/127.0.0.1:$rport/" test/load/configs/ratelimit-valkey.yaml > "$tmp/ratelimit-valkey.yaml"
+  if portcullis "$tmp/ratelimit-valkey.yaml"; then
+    ratelimit_pairs valkey
+    fixed_rate rls-valkey "${rls_floor[@]}" -- -mode rls -target "127.0.0.1:$pc_grpc" -domain bench -desc remote_address=127.0.0.1
+    fixed_rate extauthz-ratelimit-valkey "${ext_floor[@]}" -- -mode extauthz -target "127.0.0.1:$pc_grpc"
+    stop "$pc_pid"
+  else fail rls-valkey "$why"; fail extauthz-ratelimit-valkey "$why"; fi
+fi
+stop "$redis_pid"
+
+note "load after:  $(uptime | sed 's/.*load average/load average/')"
+echo
+bin/benchsum -load "$load" -gobench "$gobench" -failures "$fails" -meta "$meta" | tee "$out/summary.txt"

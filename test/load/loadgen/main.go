@@ -2,24 +2,28 @@
 // compared with) on loopback: closed-loop at a fixed concurrency, or open-loop at a
 // fixed rate, bounded by both a request count and a duration. It prints one line of
 // results: requests/s, p50, p99, errors.
+//
+// Modes:
+//   - http: GET -target (a URL) with the -H headers;
+//   - extauthz: Envoy ext_authz Check calls for -path with the -H headers, optionally
+//     with a -body-bytes raw_body (pack_as_bytes) signed per request with RFC 9421
+//     hmac-sha256 (-hmac-key-id, -hmac-secret-file): the signed requests are made
+//     before the run, one distinct nonce each, so replay protection can stay on and
+//     signing costs nothing during the measurement;
+//   - rls: Envoy RLS ShouldRateLimit calls for -domain with one descriptor per -desc.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 type headerFlags []string
@@ -28,9 +32,10 @@ func (h *headerFlags) String() string     { return strings.Join(*h, ",") }
 func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 
 type config struct {
-	mode        string // http | extauthz
+	mode        string // http | extauthz | rls
 	target      string
 	path        string
+	method      string
 	concurrency int
 	conns       int
 	duration    time.Duration
@@ -40,23 +45,18 @@ type config struct {
 	label       string
 	headers     headerFlags
 	expect      int
+
+	bodyBytes      int    // extauthz: raw_body size
+	hmacKeyID      string // extauthz: sign each request with this key id
+	hmacSecretFile string
+
+	domain string      // rls
+	descs  headerFlags // rls: "k=v,k2=v2" per descriptor
+	hits   uint64      // rls: hits_addend (0: unset)
 }
 
 func main() {
-	var c config
-	flag.StringVar(&c.mode, "mode", "http", "http or extauthz")
-	flag.StringVar(&c.target, "target", "http://127.0.0.1:8000", "URL (http) or host:port (extauthz)")
-	flag.StringVar(&c.path, "path", "/api/items", "request path (extauthz)")
-	flag.IntVar(&c.concurrency, "c", 64, "concurrent requests in flight")
-	flag.IntVar(&c.conns, "conns", 2, "gRPC connections (extauthz)")
-	flag.DurationVar(&c.duration, "d", 5*time.Second, "measurement duration (upper bound)")
-	flag.Int64Var(&c.maxRequests, "n", 2_000_000, "request count (upper bound)")
-	flag.Float64Var(&c.rate, "rate", 0, "fixed request rate per second (open loop); 0 = closed loop")
-	flag.DurationVar(&c.warmup, "warmup", time.Second, "warm-up before measuring")
-	flag.StringVar(&c.label, "label", "", "label printed with the result")
-	flag.Var(&c.headers, "H", "request header 'Name: value' (repeatable)")
-	flag.IntVar(&c.expect, "expect", 200, "expected HTTP status (or 200 for ext_authz OK)")
-	flag.Parse()
+	c := parseFlags()
 	do, closeFn, err := newDoer(c)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -71,96 +71,79 @@ func main() {
 	res := run(c, do)
 	fmt.Printf("%-28s %10.0f req/s  p50 %8s  p99 %8s  n=%d errors=%d\n", c.label, res.rps,
 		res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.n, res.errors)
+	if res.exhausted {
+		fmt.Fprintln(os.Stderr, "loadgen: the pre-signed requests ran out before -d; the run is shorter (raise -n)")
+	}
 	if res.errors > 0 {
 		fmt.Fprintln(os.Stderr, "loadgen: first error:", res.firstErr)
+		closeFn()
 		os.Exit(1)
 	}
 }
 
+func parseFlags() config {
+	var c config
+	flag.StringVar(&c.mode, "mode", "http", "http, extauthz or rls")
+	flag.StringVar(&c.target, "target", "http://127.0.0.1:8000", "URL (http) or host:port (extauthz, rls)")
+	flag.StringVar(&c.path, "path", "/api/items", "request path (extauthz)")
+	flag.StringVar(&c.method, "method", "", "request method (extauthz; default GET, POST with -body-bytes)")
+	flag.IntVar(&c.concurrency, "c", 64, "concurrent requests in flight")
+	flag.IntVar(&c.conns, "conns", 2, "gRPC connections (extauthz, rls)")
+	flag.DurationVar(&c.duration, "d", 5*time.Second, "measurement duration (upper bound)")
+	flag.Int64Var(&c.maxRequests, "n", 2_000_000, "request count (upper bound; also the number of pre-signed requests with -hmac-key-id)")
+	flag.Float64Var(&c.rate, "rate", 0, "fixed request rate per second (open loop); 0 = closed loop")
+	flag.DurationVar(&c.warmup, "warmup", time.Second, "warm-up before measuring")
+	flag.StringVar(&c.label, "label", "", "label printed with the result")
+	flag.Var(&c.headers, "H", "request header 'Name: value' (repeatable)")
+	flag.IntVar(&c.expect, "expect", 200, "expected HTTP status (200 means OK for ext_authz and RLS)")
+	flag.IntVar(&c.bodyBytes, "body-bytes", 0, "extauthz: raw_body of this many bytes (pack_as_bytes)")
+	flag.StringVar(&c.hmacKeyID, "hmac-key-id", "", "extauthz: sign each request (RFC 9421 hmac-sha256) with this key id")
+	flag.StringVar(&c.hmacSecretFile, "hmac-secret-file", "", "extauthz: file holding the HMAC secret (raw bytes)")
+	flag.StringVar(&c.domain, "domain", "", "rls: rate limit domain")
+	flag.Var(&c.descs, "desc", "rls: one descriptor as 'key=value,key2=value2' (repeatable)")
+	flag.Uint64Var(&c.hits, "hits", 0, "rls: hits_addend (0: unset)")
+	flag.Parse()
+	return c
+}
+
 type doer func(ctx context.Context) error
 
+// errExhausted ends a run early: every pre-signed request was sent.
+var errExhausted = errors.New("pre-signed requests exhausted")
+
 func newDoer(c config) (doer, func(), error) {
-	hdr := http.Header{}
-	for _, h := range c.headers {
-		k, v, ok := strings.Cut(h, ":")
-		if !ok {
-			return nil, nil, fmt.Errorf("bad header %q", h)
-		}
-		hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
 	switch c.mode {
 	case "http":
-		tr := &http.Transport{MaxIdleConnsPerHost: c.concurrency * 2, MaxConnsPerHost: 0, DisableCompression: true}
-		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-		return func(ctx context.Context) error {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.target, nil)
-			if err != nil {
-				return err
-			}
-			req.Header = hdr.Clone()
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != c.expect {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
-		}, tr.CloseIdleConnections, nil
+		return newHTTPDoer(c)
 	case "extauthz":
-		conns := make([]*grpc.ClientConn, c.conns)
-		for i := range conns {
-			cc, err := grpc.NewClient(c.target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				return nil, nil, err
-			}
-			conns[i] = cc
-		}
-		headers := map[string]string{"x-request-id": "b1b2c3d4-0000-4000-8000-000000000001"}
-		for k, vs := range hdr {
-			headers[strings.ToLower(k)] = strings.Join(vs, ",")
-		}
-		req := checkRequest(c.path, headers)
-		var next atomic.Uint64
-		return func(ctx context.Context) error {
-				client := authv3.NewAuthorizationClient(conns[next.Add(1)%uint64(len(conns))])
-				resp, err := client.Check(ctx, req)
-				if err != nil {
-					return err
-				}
-				if code := resp.GetStatus().GetCode(); (code == 0) != (c.expect == 200) {
-					return fmt.Errorf("check status %d", code)
-				}
-				return nil
-			}, func() {
-				for _, cc := range conns {
-					cc.Close()
-				}
-			}, nil
+		return newCheckDoer(c)
+	case "rls":
+		return newRLSDoer(c)
 	}
 	return nil, nil, fmt.Errorf("unknown mode %q", c.mode)
 }
 
 type result struct {
-	rps      float64
-	p50, p99 time.Duration
-	n        int64
-	errors   int64
-	firstErr error
+	rps       float64
+	p50, p99  time.Duration
+	n         int64
+	errors    int64
+	firstErr  error
+	exhausted bool
 }
 
 // maxSamples bounds the latency samples kept per worker.
 const maxSamples = 200_000
 
+// run drives do with c.concurrency workers until c.duration or c.maxRequests. At a
+// fixed rate, request i is due at start + i/rate and its latency is measured from
+// that due time, so a server that falls behind shows as latency, not as a lower rate.
 func run(c config, do doer) result {
 	// Workers stop issuing at the deadline and let in-flight requests finish with their
 	// own timeout, so the end of a run never shows up as errors.
-	var stop atomic.Bool
+	var stop, exhausted atomic.Bool
 	timer := time.AfterFunc(c.duration, func() { stop.Store(true) })
 	defer timer.Stop()
-	ctx := context.Background()
 	var (
 		issued, errs atomic.Int64
 		mu           sync.Mutex
@@ -168,11 +151,9 @@ func run(c config, do doer) result {
 		firstErr     error
 		wg           sync.WaitGroup
 	)
-	var tick <-chan time.Time
+	var interval time.Duration
 	if c.rate > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) / c.rate))
-		defer t.Stop()
-		tick = t.C
+		interval = time.Duration(float64(time.Second) / c.rate)
 	}
 	start := time.Now()
 	for w := 0; w < c.concurrency; w++ {
@@ -180,17 +161,27 @@ func run(c config, do doer) result {
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 4096)
-			for !stop.Load() && issued.Add(1) <= c.maxRequests {
-				if tick != nil {
-					<-tick
+			for !stop.Load() {
+				i := issued.Add(1)
+				if i > c.maxRequests {
+					break
+				}
+				t0 := time.Now()
+				if interval > 0 {
+					t0 = start.Add(time.Duration(i-1) * interval)
+					if d := time.Until(t0); d > 0 {
+						time.Sleep(d)
+					}
 					if stop.Load() {
 						break
 					}
 				}
-				t0 := time.Now()
-				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				err := do(rctx)
-				cancel()
+				err := callOnce(do)
+				if errors.Is(err, errExhausted) {
+					exhausted.Store(true)
+					stop.Store(true)
+					break
+				}
 				if err != nil {
 					if errs.Add(1) == 1 {
 						mu.Lock()
@@ -211,11 +202,18 @@ func run(c config, do doer) result {
 	wg.Wait()
 	elapsed := time.Since(start)
 	slices.Sort(all)
-	r := result{n: int64(len(all)), errors: errs.Load(), firstErr: firstErr}
+	r := result{n: int64(len(all)), errors: errs.Load(), firstErr: firstErr, exhausted: exhausted.Load()}
 	if len(all) > 0 {
 		r.p50 = all[len(all)/2]
 		r.p99 = all[len(all)*99/100]
 		r.rps = float64(len(all)) / elapsed.Seconds()
 	}
 	return r
+}
+
+// callOnce runs one request under its own timeout.
+func callOnce(do doer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return do(ctx)
 }

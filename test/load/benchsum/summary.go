@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// loadTarget is one load target: runs labelled "<pair>/target" against the runs
+// labelled "<pair>/floor" alternated with them.
+type loadTarget struct {
+	issue, pair, what string
+	min               float64       // target/floor at least this (0: reported only)
+	maxP50Delta       time.Duration // target p50 - floor p50 at most this (0: none)
+}
+
+var loadTargets = []loadTarget{
+	{"2", "extauthz-apikey", "ext_authz Check, API key (vs always-allow ext_authz)", 0.75, 0},
+	{"2", "proxy-apikey", "proxy small GET, API key (vs bare ReverseProxy)", 0.85, 50 * time.Microsecond},
+	{"3", "extauthz-jwt", "ext_authz Check, ES256 JWT, cache hit", 0.70, 0},
+	{"4", "extauthz-hmac", "ext_authz Check, hmac-sha256 RFC 9421, 1 KiB raw_body", 0.70, 0},
+	{"5", "rls-memory", "RLS ShouldRateLimit, 1 descriptor, memory (vs always-allow RLS)", 0.70, 0},
+	{"5", "rls-valkey", "RLS ShouldRateLimit, 1 descriptor, Valkey (vs always-allow RLS)", 0.70, 0},
+	{"5", "extauthz-ratelimit-valkey", "ext_authz Check, ratelimit stage, Valkey", 0.70, 0},
+	{"-", "extauthz-ratelimit-memory", "ext_authz Check, ratelimit stage, memory (no target)", 0, 0},
+}
+
+// stats are the medians of one pair/role's usable runs.
+type stats struct {
+	rps            float64
+	p50, p99       time.Duration
+	usable, unused int
+}
+
+func summarize(runs []loadRun, pair, role string) stats {
+	var st stats
+	var rps []float64
+	var p50, p99 []time.Duration
+	for _, r := range runs {
+		if r.pair != pair || r.role != role {
+			continue
+		}
+		if !r.usable() {
+			st.unused++
+			continue
+		}
+		rps = append(rps, r.rps)
+		p50 = append(p50, r.p50)
+		p99 = append(p99, r.p99)
+	}
+	st.usable = len(rps)
+	if st.usable > 0 {
+		st.rps, st.p50, st.p99 = median(rps), medianDuration(p50), medianDuration(p99)
+	}
+	return st
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
+
+func writeSummary(w io.Writer, meta string, runs []loadRun, benches map[string]goBench, failures string) {
+	fmt.Fprintln(w, "== Portcullis performance targets (issues 2-5), make bench")
+	if meta != "" {
+		fmt.Fprint(w, meta)
+	}
+	fmt.Fprintln(w)
+	writeLoadTable(w, runs)
+	writeRateTable(w, runs)
+	fmt.Fprintln(w)
+	writeGoTable(w, benches)
+	if strings.TrimSpace(failures) != "" {
+		fmt.Fprintln(w, "\n== Runs that failed (not counted)")
+		fmt.Fprint(w, failures)
+	}
+}
+
+func writeLoadTable(w io.Writer, runs []loadRun) {
+	fmt.Fprintln(w, "== Load: medians of the usable runs; floor and target alternated in the same run")
+	fmt.Fprintf(w, "%-5s %-64s %9s %9s %6s %6s %-6s %13s %13s %s\n",
+		"issue", "target", "floor/s", "target/s", "ratio", "goal", "result", "p50 fl/tg µs", "p99 fl/tg µs", "runs")
+	for _, t := range loadTargets {
+		fl, tg := summarize(runs, t.pair, "floor"), summarize(runs, t.pair, "target")
+		if fl.usable+fl.unused+tg.usable+tg.unused == 0 {
+			fmt.Fprintf(w, "%-5s %-64s not run\n", t.issue, t.what)
+			continue
+		}
+		ratio, result, goal := "-", "n/a", "-"
+		if t.min > 0 {
+			goal = fmt.Sprintf(">=%.0f%%", 100*t.min)
+		}
+		if fl.usable > 0 && tg.usable > 0 {
+			r := tg.rps / fl.rps
+			ratio = fmt.Sprintf("%.0f%%", 100*r)
+			if t.min > 0 {
+				result = passMiss(r >= t.min)
+			}
+		} else if t.min > 0 {
+			result = "FAILED"
+		}
+		fmt.Fprintf(w, "%-5s %-64s %9.0f %9.0f %6s %6s %-6s %13s %13s %d+%d",
+			t.issue, t.what, fl.rps, tg.rps, ratio, goal, result,
+			us(fl.p50)+"/"+us(tg.p50), us(fl.p99)+"/"+us(tg.p99), fl.usable, tg.usable)
+		if fl.unused+tg.unused > 0 {
+			fmt.Fprintf(w, " (%d not counted)", fl.unused+tg.unused)
+		}
+		fmt.Fprintln(w)
+		if t.maxP50Delta > 0 && fl.usable > 0 && tg.usable > 0 {
+			d := tg.p50 - fl.p50
+			fmt.Fprintf(w, "%-5s %-64s p50 %+.0f µs over the floor (goal <= +%s µs): %s\n", t.issue,
+				"  same, p50 latency added", float64(d)/float64(time.Microsecond), us(t.maxP50Delta), passMiss(d <= t.maxP50Delta))
+		}
+	}
+}
+
+// writeRateTable reports the fixed-rate runs ("rate-target" and "rate-floor" roles).
+func writeRateTable(w io.Writer, runs []loadRun) {
+	header := false
+	for _, t := range loadTargets {
+		for _, role := range []string{"rate-floor", "rate-target"} {
+			st := summarize(runs, t.pair, role)
+			if st.usable+st.unused == 0 {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(w, "\n== Fixed rate at half the measured capacity (latency from each request's due time)")
+				header = true
+			}
+			fmt.Fprintf(w, "%-5s %-64s %-11s %7.0f req/s  p50 %6s µs  p99 %6s µs  runs %d\n",
+				t.issue, t.what, role, st.rps, us(st.p50), us(st.p99), st.usable)
+		}
+	}
+}
+
+func passMiss(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
