@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/portcullis/portcullis/pkg/engine"
+	"github.com/portcullis/portcullis/pkg/telemetry"
 )
 
 // Shared, read-only append flags. Protobuf messages may be marshaled concurrently, so
@@ -274,43 +274,5 @@ func lowerKey(k string) string {
 
 // errorBody returns the JSON deny body {"error":msg,"reason":reason,"request_id":id}.
 func errorBody(msg, reason, id string) string {
-	b := make([]byte, 0, 48+len(msg)+len(reason)+len(id))
-	b = append(b, `{"error":`...)
-	b = appendJSONString(b, msg)
-	b = append(b, `,"reason":`...)
-	b = appendJSONString(b, reason)
-	b = append(b, `,"request_id":`...)
-	b = appendJSONString(b, id)
-	b = append(b, '}')
-	return string(b)
-}
-
-// appendJSONString appends s as a JSON string. Control characters, quotes, backslashes
-// and the HTML-sensitive <, >, & are escaped; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
+	return string(telemetry.AppendErrorBody(make([]byte, 0, telemetry.ErrorBodySize(msg, reason, id)), msg, reason, id))
 }

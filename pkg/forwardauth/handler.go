@@ -26,8 +26,6 @@
 package forwardauth
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -133,16 +131,7 @@ func writeDecision(w http.ResponseWriter, er *engine.Request, d *engine.Decision
 	_, _ = w.Write(body) // a failed write means the proxy went away; nothing to do
 }
 
-// errorBody is the JSON deny body, the same fields as the other front-ends.
+// errorBody is the JSON deny body, the same as the other front-ends'.
 func errorBody(msg, reason, id string) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(true)
-	// Encoding a struct of strings cannot fail.
-	_ = enc.Encode(struct {
-		Error     string `json:"error"`
-		Reason    string `json:"reason"`
-		RequestID string `json:"request_id"`
-	}{msg, reason, id})
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	return telemetry.AppendErrorBody(make([]byte, 0, telemetry.ErrorBodySize(msg, reason, id)), msg, reason, id)
 }
