@@ -109,31 +109,10 @@ func (p *Proxy) setForwarded(h http.Header, x *exchange, in *http.Request) {
 // order. Entries left of the client were written by the client and are dropped.
 func forwardedChain(peer netip.Addr, xff []string, trusted []netip.Prefix) string {
 	rev := append(make([]string, 0, 4), peer.String())
-walk:
-	for i := len(xff) - 1; i >= 0; i-- {
-		line := xff[i]
-		for line != "" {
-			var hop string
-			if j := strings.LastIndexByte(line, ','); j >= 0 {
-				hop, line = line[j+1:], line[:j]
-			} else {
-				hop, line = line, ""
-			}
-			hop = strings.TrimSpace(hop)
-			if hop == "" {
-				continue
-			}
-			a, err := netip.ParseAddr(hop)
-			if err != nil {
-				break walk
-			}
-			a = a.Unmap()
-			rev = append(rev, a.String())
-			if !isTrusted(a, trusted) {
-				break walk
-			}
-		}
-	}
+	engine.WalkForwardedFor(xff, func(hop netip.Addr) bool {
+		rev = append(rev, hop.String())
+		return engine.IsTrusted(hop, trusted)
+	})
 	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
 		rev[i], rev[j] = rev[j], rev[i]
 	}

@@ -14,10 +14,22 @@ import (
 // xff holds every X-Forwarded-For header line in order; each may be a comma list.
 func ClientIP(peer netip.Addr, xff []string, trusted []netip.Prefix) netip.Addr {
 	peer = peer.Unmap()
-	if len(trusted) == 0 || !isTrusted(peer, trusted) {
+	if len(trusted) == 0 || !IsTrusted(peer, trusted) {
 		return peer
 	}
 	client := peer
+	WalkForwardedFor(xff, func(hop netip.Addr) bool {
+		client = hop
+		return IsTrusted(hop, trusted)
+	})
+	return client
+}
+
+// WalkForwardedFor visits the X-Forwarded-For hops from the right (the nearest hop
+// first), unmapped, until visit returns false or a hop is malformed; it reports false
+// when a malformed hop ended the walk. xff holds every header line in order; each may
+// be a comma list. It does not allocate.
+func WalkForwardedFor(xff []string, visit func(hop netip.Addr) bool) bool {
 	for i := len(xff) - 1; i >= 0; i-- {
 		line := xff[i]
 		for line != "" {
@@ -33,18 +45,18 @@ func ClientIP(peer netip.Addr, xff []string, trusted []netip.Prefix) netip.Addr 
 			}
 			a, err := netip.ParseAddr(hop)
 			if err != nil {
-				return client
+				return false
 			}
-			client = a.Unmap()
-			if !isTrusted(client, trusted) {
-				return client
+			if !visit(a.Unmap()) {
+				return true
 			}
 		}
 	}
-	return client
+	return true
 }
 
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+// IsTrusted reports whether a is in one of the trusted prefixes.
+func IsTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	for _, p := range trusted {
 		if p.Contains(a) {
 			return true
