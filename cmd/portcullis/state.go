@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/filters"
 	"github.com/portcullis/portcullis/filters/bruteforce"
+	"github.com/portcullis/portcullis/filters/jwt"
 	"github.com/portcullis/portcullis/pkg/rls"
 	"github.com/portcullis/portcullis/pkg/store"
 	"github.com/portcullis/portcullis/pkg/telemetry"
@@ -35,6 +36,7 @@ type state struct {
 	rls     *rls.Server
 	rlsOK   bool // rls.headers_on_ok at startup (it needs a restart)
 	metrics *telemetry.StateMetrics
+	jwks    *telemetry.KeyFetchMetrics
 	log     *zap.Logger
 	audit   *telemetry.Audit
 	lastLog atomic.Int64 // unix nanoseconds of the last store error logged
@@ -45,7 +47,7 @@ const storeErrorLogEvery = 10 * time.Second
 
 // newState creates the store and the RLS server for doc.
 func newState(doc *config.Document, log *zap.Logger, audit *telemetry.Audit, reg prometheus.Registerer) (*state, error) {
-	st := &state{metrics: telemetry.NewStateMetrics(reg), log: log, audit: audit, rlsOK: doc.RLS.HeadersOnOK}
+	st := &state{metrics: telemetry.NewStateMetrics(reg), jwks: telemetry.NewKeyFetchMetrics(reg), log: log, audit: audit, rlsOK: doc.RLS.HeadersOnOK}
 	mem := store.NewMemory(store.MemoryOptions{MaxKeys: doc.Store.Memory.MaxKeys})
 	st.store = mem
 	if doc.Store.Shared() {
@@ -121,7 +123,17 @@ func (st *state) limiter(p store.Policy) store.Limiter {
 // deps are what the registry needs to build stages on this state.
 func (st *state) deps() filters.Deps {
 	return filters.Deps{Store: st.store, Limiter: st.limiter, OnRateLimited: st.metrics.RateLimited,
-		OnBruteForce: st.bruteForce, OnStateError: st.stateError}
+		OnBruteForce: st.bruteForce, OnStateError: st.stateError, OnKeyFetch: st.keyFetched}
+}
+
+// keyFetched counts a remote JWKS fetch and logs a failed one (the last good key set
+// stays in use; /readyz fails only while a provider has no keys at all).
+func (st *state) keyFetched(ev jwt.FetchEvent) {
+	st.jwks.Fetched(ev.Provider, ev.Keys, ev.Err)
+	if ev.Err != nil {
+		st.log.Warn("jwks fetch failed; keeping the last good key set", zap.String("provider", ev.Provider),
+			zap.String("url", ev.URL), zap.Int("keys", ev.Keys), zap.Duration("retry_in", ev.Next), zap.Error(ev.Err))
+	}
 }
 
 // checkRLS reports whether doc's RLS domains compile, without applying them.

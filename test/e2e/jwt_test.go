@@ -339,6 +339,17 @@ func TestJWTReadinessFollowsKeys(t *testing.T) {
 	keys.set(pub)
 	startTLS(t, keys, addr, dir)
 	readyz(t, s, 15*time.Second, func(code int, c map[string]string) bool { return code == 200 && c["jwks corp"] == "ok" })
+	// Both fetch outcomes are counted and the key set size is published.
+	if f := metric(t, s.admin, `portcullis_jwks_fetches_total{outcome="failure",provider="corp"}`); f < 1 {
+		t.Errorf("failed JWKS fetches not counted: %v", f)
+	}
+	if ok := metric(t, s.admin, `portcullis_jwks_fetches_total{outcome="success",provider="corp"}`); ok < 1 {
+		t.Errorf("successful JWKS fetch not counted: %v", ok)
+	}
+	if n := metric(t, s.admin, `portcullis_jwks_keys{provider="corp"}`); n != 1 {
+		t.Errorf("portcullis_jwks_keys = %v, want 1", n)
+	}
+	waitLog(t, s, "jwks fetch failed; keeping the last good key set")
 }
 
 // Opaque tokens through a local RFC 7662 endpoint over HTTPS with client credentials.
