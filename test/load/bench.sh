@@ -132,14 +132,18 @@ portcullis() {
 ext_floor=(-mode extauthz -target "127.0.0.1:$fl_grpc")
 rls_floor=(-mode rls -target "127.0.0.1:$fl_grpc" -domain bench -desc remote_address=127.0.0.1)
 
-echo "-- issue 2: API key (examples/quickstart)"
+echo "-- issue 2: API key (examples/quickstart; then log.decisions: none)"
+key=$(cat examples/quickstart/demo-key.txt)
 if portcullis examples/quickstart/portcullis.yaml; then
-  key=$(cat examples/quickstart/demo-key.txt)
   pair extauthz-apikey "${ext_floor[@]}" -- -mode extauthz -target "127.0.0.1:$pc_grpc" -H "x-api-key: $key"
   pair proxy-apikey -mode http -target "http://127.0.0.1:$fl_http/api/hello" -- \
     -mode http -target "http://127.0.0.1:$pc_http/api/hello" -H "X-API-Key: $key"
   stop "$pc_pid"
 else fail extauthz-apikey "$why"; fail proxy-apikey "$why"; fi
+if portcullis test/load/configs/apikey-nolog.yaml; then
+  pair extauthz-apikey-nolog "${ext_floor[@]}" -- -mode extauthz -target "127.0.0.1:$pc_grpc" -H "x-api-key: $key"
+  stop "$pc_pid"
+else fail extauthz-apikey-nolog "$why"; fi
 
 echo "-- issue 3: ES256 JWT, cache hit (test/load/configs/jwt.yaml)"
 if ! token=$(bin/portcullis token new --key test/load/configs/jwt-key.jwk --ttl 1h \

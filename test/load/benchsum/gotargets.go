@@ -79,7 +79,7 @@ func goRows(benches map[string]goBench) []goRow {
 		allocRow(benches, "4", "RFC 9421 hmac-sha256 verify, 1 KiB (base+digest+MAC)", "pkg/httpsig", "BenchmarkVerifyHMAC1KiB", 19, "<20 allocs"),
 		allocRow(benches, "4", "hmac stage Authenticate, 1 KiB, replay on", "filters/hmac", "BenchmarkAuthenticateRFC9421HMAC1KiBWithReplay", -1, "-"),
 		memoryTakeRow(benches),
-		allocRow(benches, "5", "RLS ShouldRateLimit in process, memory", "pkg/rls", "BenchmarkShouldRateLimitMemory", -1, "-"),
+		allocRow(benches, "5", "RLS ShouldRateLimit, gRPC client+server in process, memory", "pkg/rls", "BenchmarkShouldRateLimitMemory", -1, "-"),
 		allocRow(benches, "5", "ratelimit stage Check, memory", "filters/ratelimit", "BenchmarkCheck", -1, "-"),
 	)
 	return rows

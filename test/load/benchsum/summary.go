@@ -17,6 +17,7 @@ type loadTarget struct {
 
 var loadTargets = []loadTarget{
 	{"2", "extauthz-apikey", "ext_authz Check, API key (vs always-allow ext_authz)", 0.75, 0},
+	{"-", "extauthz-apikey-nolog", "same, log.decisions: none (no target)", 0, 0},
 	{"2", "proxy-apikey", "proxy small GET, API key (vs bare ReverseProxy)", 0.85, 50 * time.Microsecond},
 	{"3", "extauthz-jwt", "ext_authz Check, ES256 JWT, cache hit", 0.70, 0},
 	{"4", "extauthz-hmac", "ext_authz Check, hmac-sha256 RFC 9421, 1 KiB raw_body", 0.70, 0},

@@ -123,6 +123,18 @@ func TestHMACBenchRequestAllowedOnce(t *testing.T) {
 	}
 }
 
+// The quickstart's demo key, as bench.sh sends it, is allowed by apikey-nolog.yaml.
+func TestAPIKeyBenchKeyAllowed(t *testing.T) {
+	e := compile(t, "apikey-nolog.yaml")
+	key := strings.TrimSpace(string(read(t, "../../../examples/quickstart/demo-key.txt")))
+	if d := decide(t, e, benchRequest(http.MethodGet, http.Header{"X-Api-Key": {key}}, nil)); !d.Allow {
+		t.Fatalf("demo key denied: %d %s", d.Status, d.Reason)
+	}
+	if d := decide(t, e, benchRequest(http.MethodGet, http.Header{"X-Api-Key": {key + "x"}}, nil)); d.Allow {
+		t.Fatal("altered key allowed")
+	}
+}
+
 // The rate limits never trigger at bench rates: a burst of requests from one client
 // all pass on the stage and on RLS.
 func TestRateLimitBenchNeverLimits(t *testing.T) {

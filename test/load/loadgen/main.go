@@ -69,7 +69,7 @@ func main() {
 		run(w, do)
 	}
 	res := run(c, do)
-	fmt.Printf("%-28s %10.0f req/s  p50 %8s  p99 %8s  n=%d errors=%d\n", c.label, res.rps,
+	fmt.Printf("%-36s %10.0f req/s  p50 %8s  p99 %8s  n=%d errors=%d\n", c.label, res.rps,
 		res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.n, res.errors)
 	if res.exhausted {
 		fmt.Fprintln(os.Stderr, "loadgen: the pre-signed requests ran out before -d; the run is shorter (raise -n)")
