@@ -72,11 +72,27 @@ type Options struct {
 
 // WebSocketOptions configure upgrade handling. WebSocket is the only protocol a client
 // may upgrade to (h2c and others are refused); the upgrade request is decided like any
-// other before the upstream sees it, and afterwards the connection is a byte pipe.
-// Per-message limits belong here when the proxy learns to frame WebSocket messages.
+// other before the upstream sees it. Afterwards, with no message limit set, the
+// connection is a byte pipe. With a limit, client frames are checked one header at a
+// time (RFC 6455; payloads stream through unbuffered): a message over MaxMessageBytes
+// or over the rate closes the connection with status 1008, a frame breaking the
+// protocol (unmasked, reserved opcode or bits, bad fragmentation, oversized control
+// frame) with 1002; the Close frame goes to the client and to the upstream, then both
+// connections close. Upstream-to-client frames pass unchecked.
 type WebSocketOptions struct {
 	// Disabled refuses every upgrade with 400.
 	Disabled bool
+	// MaxMessageBytes caps the payload bytes of one client message, over all its
+	// frames (on the wire: compressed size under permessage-deflate); 0: no cap.
+	MaxMessageBytes int64
+	// MessagesPerSecond limits client messages (data messages, pings and pongs) per
+	// connection with a token bucket of Burst; 0: no limit.
+	MessagesPerSecond float64
+	// Burst is the bucket size; 0: MessagesPerSecond rounded up (at least 1).
+	Burst int
+	// OnClose is called once for every connection closed by a limit, with the reason
+	// "size", "rate" or "protocol" (for metrics). It must not block.
+	OnClose func(reason string)
 }
 
 // withDefaults returns o with zero fields defaulted, or an error for invalid values.
@@ -90,6 +106,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxBodyBytes < 0 || o.MaxHeaderBytes < 0 || o.MaxHeaderCount < 0 || o.MaxIdleConnsPerHost < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if err := o.WebSocket.check(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return o, fmt.Errorf("proxy options: %w", errors.Join(errs...))

@@ -45,7 +45,8 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	upstream string // Options.Upstream, for logs
 	names    headerNames
-	pool     sync.Pool // *exchange
+	pool     sync.Pool  // *exchange
+	ws       *webSocket // WebSocket message limits; nil: upgraded connections are pipes
 }
 
 // exchange is the per-request state: the engine's view, the decision and what the
@@ -77,7 +78,7 @@ func New(o Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{o: o, eng: o.Engine, upstream: o.Upstream.String()}
+	p := &Proxy{o: o, eng: o.Engine, upstream: o.Upstream.String(), ws: newWebSocket(&o.WebSocket, o.Logger)}
 	p.pool.New = func() any { return new(exchange) }
 	transport := o.Transport
 	if transport == nil {
@@ -124,6 +125,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["X-Request-Id"] = x.value(valRequestID)
 	addHeaders(h, x.dec.Response)
+	if x.upgrade && p.ws != nil {
+		w = p.ws.wrap(w, r, x)
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
 }
 
