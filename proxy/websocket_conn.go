@@ -95,7 +95,7 @@ func (w *wsResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	wc := &wsConn{
 		Conn: c, ws: w.ws, requestID: w.requestID, clientIP: w.clientIP,
-		in:  newWSScanner(&w.ws.lim, w.allowRSV),
+		in:           newWSScanner(&w.ws.lim, w.allowRSV),
 		out:          newWSScanner(nil, false),
 		upstreamDone: make(chan struct{}),
 	}

@@ -160,7 +160,8 @@ type wsScanner struct {
 	inMessage bool  // a fragmented data message is open
 	msgBytes  int64 // payload bytes of the open message so far
 	bucket    messageBucket
-	lost      bool // boundaries-only mode met an unparsable header: boundaries unknown
+	clock     time.Time // the current scan's time, read at its first message
+	lost      bool      // boundaries-only mode met an unparsable header: boundaries unknown
 }
 
 // newWSScanner returns a scanner enforcing lim (nil: boundaries only), with a full
@@ -181,6 +182,7 @@ func (s *wsScanner) atBoundary() bool { return !s.lost && s.remaining == 0 && s.
 // refused; a refused header's violation is returned with it, and s must not be used
 // again.
 func (s *wsScanner) scan(b []byte) (int, *wsViolation) {
+	s.clock = time.Time{} // bytes read together arrived together: one clock reading
 	i := 0
 	for i < len(b) && !s.lost {
 		if s.remaining > 0 {
@@ -190,8 +192,18 @@ func (s *wsScanner) scan(b []byte) (int, *wsViolation) {
 			continue
 		}
 		start, held := i, s.nhdr
-		k := copy(s.hdr[held:], b[i:])
-		h, n, err := parseWSFrameHeader(s.hdr[:held+k])
+		var h wsFrameHeader
+		var n, k int
+		var err error
+		if held == 0 { // the common case: parse in place
+			h, n, err = parseWSFrameHeader(b[i:])
+			if n == 0 && err == nil {
+				k = copy(s.hdr[:], b[i:])
+			}
+		} else {
+			k = copy(s.hdr[held:], b[i:])
+			h, n, err = parseWSFrameHeader(s.hdr[:held+k])
+		}
 		switch {
 		case err != nil && s.lim == nil:
 			s.lost = true
@@ -254,9 +266,16 @@ func (s *wsScanner) check(h *wsFrameHeader) *wsViolation {
 	return nil
 }
 
-// takeMessage spends a token for a new message when a rate is set.
+// takeMessage spends a token for a new message when a rate is set. The messages of
+// one scan share one clock reading.
 func (s *wsScanner) takeMessage() bool {
-	return s.lim.perNano == 0 || s.bucket.take(s.lim, s.lim.now())
+	if s.lim.perNano == 0 {
+		return true
+	}
+	if s.clock.IsZero() {
+		s.clock = s.lim.now()
+	}
+	return s.bucket.take(s.lim, s.clock)
 }
 
 // appendWSClose appends a Close frame with code and text (at most 123 bytes). A mask

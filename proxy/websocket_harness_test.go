@@ -99,6 +99,9 @@ func readTestFrame(r io.Reader) (wsTestFrame, error) {
 	if n > 16<<20 {
 		return f, fmt.Errorf("test frame of %d bytes", n)
 	}
+	if br, ok := r.(*bytes.Reader); ok && uint64(br.Len()) < n { // do not allocate for a truncated frame
+		return f, io.ErrUnexpectedEOF
+	}
 	var key [4]byte
 	if f.masked {
 		if _, err := io.ReadFull(r, key[:]); err != nil {

@@ -51,7 +51,7 @@ func TestWebSocketLimitsPassMessages(t *testing.T) {
 		clientFrame(wsOpBinary, false, "abc"),
 		clientFrame(wsOpPing, true, "ping inside a fragmented message"),
 		clientFrame(wsOpContinuation, false, strings.Repeat("b", 40000)),
-		clientFrame(wsOpContinuation, true, strings.Repeat("c", 29997)), // 70000 bytes in all: the limit
+		clientFrame(wsOpContinuation, true, strings.Repeat("c", 29997)),                    // 70000 bytes in all: the limit
 		{fin: true, op: wsOpBinary, masked: true, payload: bytes.Repeat([]byte{0}, 66000)}, // 64-bit length
 		textMsg(""),
 	}
