@@ -58,6 +58,7 @@ func Defaults() *Document {
 		Server: Server{
 			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 15 * time.Second,
 			MaxHeaderBytes: 61440, MaxHeaderCount: 100, MaxBodyBytes: 10 << 20,
+			WebSocket: ServerWebSocket{MaxMessageBytes: 1 << 20},
 		},
 		Log:   Log{Level: "info", Decisions: "all"},
 		Store: defaultStore(),

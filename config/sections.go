@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"net/netip"
 	"net/url"
 	"time"
@@ -123,6 +124,34 @@ type Server struct {
 	MaxHeaderCount    int           `yaml:"max_header_count"`    // default 100
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`      // default 10485760
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // default 15s
+
+	// WebSocket limits the messages of upgraded connections on the proxy.
+	WebSocket ServerWebSocket `yaml:"websocket"`
+}
+
+// ServerWebSocket limits the client messages of each upgraded (WebSocket) connection
+// on the proxy. With any limit set, client frames are checked (RFC 6455) and a
+// violation closes the connection with 1008 (limits) or 1002 (protocol).
+type ServerWebSocket struct {
+	MaxMessageBytes   int64   `yaml:"max_message_bytes"`   // default 1048576; 0: no cap
+	MessagesPerSecond float64 `yaml:"messages_per_second"` // default 0: no rate limit
+	Burst             int     `yaml:"burst"`               // default 0: messages_per_second rounded up
+}
+
+// Validate checks that the limits are not negative and that a burst comes with a rate.
+func (w *ServerWebSocket) Validate(v *Validator, path string) {
+	if w.MaxMessageBytes < 0 {
+		v.Errorf(joinPath(path, "max_message_bytes"), "must not be negative (0: no cap)")
+	}
+	if !(w.MessagesPerSecond >= 0) || math.IsInf(w.MessagesPerSecond, 0) { // NaN fails >= 0
+		v.Errorf(joinPath(path, "messages_per_second"), "must be a finite number, at least 0 (0: no rate limit)")
+	}
+	switch {
+	case w.Burst < 0:
+		v.Errorf(joinPath(path, "burst"), "must not be negative")
+	case w.Burst > 0 && w.MessagesPerSecond == 0:
+		v.Errorf(joinPath(path, "burst"), "a burst needs messages_per_second")
+	}
 }
 
 // Validate checks that every limit is positive.
