@@ -41,7 +41,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# cpu0/cpu1 prefix a command with its pinning. They are arrays, not a function, so a
+# background "${cpu1[@]}" cmd & is one process whose pid is $! (taskset execs cmd): a
+# function run in the background would be a subshell, and killing it would orphan cmd.
+cpu0=() cpu1=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then cpu0=(taskset -c 0) cpu1=(taskset -c 1); fi
 note() { echo "$*" | tee -a "$meta"; }
 fail() { printf '%s\t%s\n' "$1" "$2" | tee -a "$fails" >&2; }
 # free_port prints a loopback port nothing listens on (20 random tries).
@@ -83,11 +87,11 @@ grep -E '^(Benchmark|ok|FAIL)' "$gobench"
 
 echo "== load"
 up_port=$(free_port) || { echo "bench: no free port" >&2; exit 1; }
-pin 0 bin/echo -addr "127.0.0.1:$up_port" >/dev/null 2>&1 &
+"${cpu0[@]}" bin/echo -addr "127.0.0.1:$up_port" >/dev/null 2>&1 &
 up_pid=$!; pids+=("$up_pid")
 wait_port "$up_port" "$up_pid" || { echo "bench: the echo upstream did not start" >&2; exit 1; }
 fl_grpc=$(free_port); fl_http=$(free_port)
-pin 1 bin/floor -grpc "127.0.0.1:$fl_grpc" -proxy "127.0.0.1:$fl_http" -upstream "http://127.0.0.1:$up_port" &
+"${cpu1[@]}" bin/floor -grpc "127.0.0.1:$fl_grpc" -proxy "127.0.0.1:$fl_http" -upstream "http://127.0.0.1:$up_port" &
 fl_pid=$!; pids+=("$fl_pid")
 { wait_port "$fl_grpc" "$fl_pid" && wait_port "$fl_http" "$fl_pid"; } || { echo "bench: the floor servers did not start" >&2; exit 1; }
 
@@ -96,7 +100,7 @@ fl_pid=$!; pids+=("$fl_pid")
 lg() {
   local label=$1 err="$tmp/lg.err"; shift
   local line
-  line=$(pin 0 timeout --kill-after=5s 300s bin/loadgen -c "$CONC" -d "$DUR" -warmup "$WARMUP" -label "$label" "$@" 2>"$err")
+  line=$("${cpu0[@]}" timeout --kill-after=5s 300s bin/loadgen -c "$CONC" -d "$DUR" -warmup "$WARMUP" -label "$label" "$@" 2>"$err")
   local rc=$?
   [ -n "$line" ] && echo "$line" | tee -a "$load"
   grep -v '^loadgen: first error' "$err" | sed "s|^|$label: |" >&2
@@ -122,7 +126,7 @@ portcullis() {
   PORTCULLIS_LISTENERS_PROXY="127.0.0.1:$pc_http" PORTCULLIS_LISTENERS_GRPC="127.0.0.1:$pc_grpc" \
   PORTCULLIS_LISTENERS_ADMIN="127.0.0.1:$admin" PORTCULLIS_UPSTREAM_URL="http://127.0.0.1:$up_port" \
   PORTCULLIS_LOG_LEVEL=$LOG_LEVEL \
-    pin 1 bin/portcullis serve --config "$1" --watch-interval 0 >/dev/null 2>&1 &
+    "${cpu1[@]}" bin/portcullis serve --config "$1" --watch-interval 0 >/dev/null 2>&1 &
   pc_pid=$!; pids+=("$pc_pid")
   wait_port "$pc_http" "$pc_pid" && wait_port "$pc_grpc" "$pc_pid" && return 0
   why="portcullis with $1 did not start: $(bin/portcullis validate --config "$1" 2>&1 | head -n3 | tr '\n' ' ' | cut -c1-300)"
@@ -187,7 +191,7 @@ fixed_rate() {
 
 echo "-- issue 5: rate limits, Valkey store (test/load/configs/ratelimit-valkey.yaml)"
 rport=$(free_port)
-pin 0 redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" --loglevel warning >"$tmp/redis.log" 2>&1 &
+"${cpu0[@]}" redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --dir "$tmp" --loglevel warning >"$tmp/redis.log" 2>&1 &
 redis_pid=$!; pids+=("$redis_pid")
 if ! wait_port "$rport" "$redis_pid"; then
   why="redis-server did not start: $(tail -n1 "$tmp/redis.log")"
