@@ -197,6 +197,10 @@ func (s *server) serveProxy(ctx context.Context, g *errgroup.Group, doc *config.
 		ReadHeaderTimeout: doc.Server.ReadHeaderTimeout, IdleTimeout: doc.Server.IdleTimeout,
 		ShutdownTimeout: doc.Server.ShutdownTimeout, MaxHeaderBytes: doc.Server.MaxHeaderBytes,
 		MaxHeaderCount: doc.Server.MaxHeaderCount, MaxBodyBytes: doc.Server.MaxBodyBytes,
+		WebSocket: proxy.WebSocketOptions{
+			MaxMessageBytes: doc.Server.WebSocket.MaxMessageBytes, MessagesPerSecond: doc.Server.WebSocket.MessagesPerSecond,
+			Burst: doc.Server.WebSocket.Burst, OnClose: telemetry.NewWebSocketMetrics(s.metrics.Registry).Closed,
+		},
 		Log: s.decisions, Audit: s.audit, Logger: s.log,
 	})
 	if err != nil {
