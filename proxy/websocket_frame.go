@@ -114,6 +114,7 @@ var (
 	wsViolRSV          = &wsViolation{wsCloseProtocolError, "protocol", "reserved bits set without an extension"}
 	wsViolOpcode       = &wsViolation{wsCloseProtocolError, "protocol", "reserved opcode"}
 	wsViolControl      = &wsViolation{wsCloseProtocolError, "protocol", "fragmented or oversized control frame"}
+	wsViolCloseLength  = &wsViolation{wsCloseProtocolError, "protocol", "close frame with a 1-byte payload"}
 	wsViolContinuation = &wsViolation{wsCloseProtocolError, "protocol", "continuation frame outside a message"}
 	wsViolInterleaved  = &wsViolation{wsCloseProtocolError, "protocol", "new message inside a fragmented message"}
 )
@@ -238,6 +239,9 @@ func (s *wsScanner) check(h *wsFrameHeader) *wsViolation {
 	case wsOpClose, wsOpPing, wsOpPong:
 		if !h.fin || h.length > wsMaxControlPayload {
 			return wsViolControl
+		}
+		if h.opcode == wsOpClose && h.length == 1 { // a status code takes 2 bytes
+			return wsViolCloseLength
 		}
 		if h.opcode != wsOpClose && !s.takeMessage() {
 			return wsViolRate

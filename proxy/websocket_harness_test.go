@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // The WebSocket peers below are written for the tests, independently of the proxy's
@@ -128,6 +130,9 @@ func (f wsTestFrame) closeCode() int {
 	return int(binary.BigEndian.Uint16(f.payload))
 }
 
+// halfFrame makes the echo upstream answer with the start of a frame it never ends.
+const halfFrame = "send half a frame"
+
 // errClosedByUpstream is the upstream's last event after it answered a Close.
 var errClosedByUpstream = errors.New("upstream answered the Close and hung up")
 
@@ -178,6 +183,11 @@ func (u *wsEchoUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		u.event(wsEvent{frame: f, err: err})
 		if err != nil {
 			return
+		}
+		if f.op == wsOpText && string(f.payload) == halfFrame {
+			// The head of a 1000-byte frame; the rest never comes.
+			_, _ = c.Write(append([]byte{0x82, 126, 0x03, 0xe8}, halfFrame...))
+			continue
 		}
 		reply := wsTestFrame{fin: f.fin, rsv: f.rsv, op: f.op, payload: f.payload}
 		if f.op == wsOpPing {
@@ -286,10 +296,16 @@ func (u *wsEchoUpstream) wantClose(t *testing.T, code int) []wsTestFrame {
 	}
 }
 
-// closeRecorder collects OnClose reasons.
+// closeRecorder collects OnClose reasons and the proxy's log.
 type closeRecorder struct {
 	mu      sync.Mutex
 	reasons []string
+	logs    *observer.ObservedLogs
+}
+
+// policyLogs returns the proxy's log lines about policy closes.
+func (r *closeRecorder) policyLogs() []observer.LoggedEntry {
+	return r.logs.FilterMessage("websocket closed by policy").All()
 }
 
 func (r *closeRecorder) record(reason string) {

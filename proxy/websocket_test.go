@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"io"
 	"math"
 	"net"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/net/websocket"
 
 	"github.com/portcullis/portcullis/pkg/engine"
@@ -19,9 +22,13 @@ import (
 func startWSProxy(t *testing.T, ws WebSocketOptions) (*harness, *wsEchoUpstream, *closeRecorder) {
 	t.Helper()
 	up := newWSEchoUpstream(t)
-	rec := &closeRecorder{}
+	core, logs := observer.New(zap.InfoLevel)
+	rec := &closeRecorder{logs: logs}
 	ws.OnClose = rec.record
-	h := startProxyTo(t, up.recordingUpstream, up.URL, func(o *Options) { o.WebSocket = ws })
+	h := startProxyTo(t, up.recordingUpstream, up.URL, func(o *Options) {
+		o.WebSocket = ws
+		o.Logger = zap.New(core)
+	})
 	// Serve's accept loop runs once a connection was accepted: the goroutine count is
 	// stable from there on.
 	c, err := net.Dial("tcp", h.addr)
@@ -221,6 +228,11 @@ func TestWebSocketRateLimit(t *testing.T) {
 		if got := rec.got(); !slices.Equal(got, []string{"rate"}) {
 			t.Errorf("OnClose reasons %v", got)
 		}
+		logs := rec.policyLogs()
+		if len(logs) != 1 || logs[0].ContextMap()["reason"] != "rate" || logs[0].ContextMap()["code"] != int64(1008) ||
+			logs[0].ContextMap()["client_ip"] != "127.0.0.1" || logs[0].ContextMap()["request_id"] == "" {
+			t.Errorf("log lines %+v", logs)
+		}
 	}
 }
 
@@ -240,6 +252,7 @@ func TestWebSocketProtocolErrors(t *testing.T) {
 		{name: "fragmented ping", frame: clientFrame(wsOpPing, false, "")},
 		{name: "reserved opcode", frame: clientFrame(0x3, true, "")},
 		{name: "reserved control opcode", frame: clientFrame(0xB, true, "")},
+		{name: "close with a 1-byte payload", frame: clientFrame(wsOpClose, true, "\x03")},
 		{name: "continuation first", frame: clientFrame(wsOpContinuation, true, "x")},
 		{name: "message inside a message", lead: []wsTestFrame{clientFrame(wsOpText, false, "a")},
 			frame: textMsg("b")},
@@ -270,6 +283,33 @@ func TestWebSocketProtocolErrors(t *testing.T) {
 				t.Errorf("OnClose reasons %v", got)
 			}
 		})
+	}
+}
+
+// The proxy's Close frame never lands inside an upstream frame: when the upstream is
+// in the middle of one, the client gets the bytes so far and the end of the stream.
+func TestWebSocketCloseAtFrameBoundary(t *testing.T) {
+	h, up, rec := startWSProxy(t, WebSocketOptions{MaxMessageBytes: 100})
+	base := stableGoroutines()
+	c, br := wsHandshake(t, h.addr, "")
+	if _, err := c.Write(textMsg(halfFrame).bytes()); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 4+len(halfFrame))
+	if _, err := io.ReadFull(br, head); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(textMsg(strings.Repeat("x", 101)).bytes()); err != nil {
+		t.Fatal(err)
+	}
+	up.wantClose(t, 1008)
+	if b, err := br.ReadByte(); err == nil {
+		t.Fatalf("client read %#x after the upstream's partial frame", b)
+	}
+	c.Close()
+	settleGoroutines(t, base)
+	if got := rec.got(); !slices.Equal(got, []string{"size"}) {
+		t.Errorf("OnClose reasons %v", got)
 	}
 }
 
