@@ -17,7 +17,8 @@
 #
 # Environment: RUNS (3), DUR (5s), WARMUP (1s), CONC (64), BENCHTIME (0.5s), COUNT (3),
 # HMAC_POOL (pre-signed requests per hmac run, 400000), BENCH_LOG_LEVEL (info: the
-# default, one decision log line per request), QUICK=1 (a fast smoke run).
+# default, one decision log line per request), QUICK=1 (a fast smoke run), ONLY (a bash
+# regex: only the pairs whose name matches, e.g. ONLY=apikey; "go" for the Go benchmarks).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 if [ "${QUICK:-0}" = 1 ]; then
@@ -79,11 +80,14 @@ for t in portcullis:./cmd/portcullis echo:./examples/echo loadgen:./test/load/lo
 done
 
 echo "== go benchmarks (benchtime $BENCHTIME, count $COUNT)"
+: > "$gobench"
+if [[ go =~ ${ONLY:-.} ]]; then
 go test -run '^$' -benchmem -benchtime "$BENCHTIME" -count "$COUNT" \
   -bench '^Benchmark(RouteLookup|Decide|DecideAPIKey|Verify|SignatureBase|VerifyHMAC1KiB|AuthenticateRFC9421HMAC1KiBWithReplay|MemoryTake|ShouldRateLimitMemory|Check)$' \
   ./pkg/engine/ ./filters/ ./filters/jwt/ ./pkg/httpsig/ ./filters/hmac/ ./pkg/store/ ./pkg/rls/ ./filters/ratelimit/ \
   > "$gobench" 2>&1 || fail "go-benchmarks" "go test -bench failed: $(grep -m1 -E 'FAIL|panic|error' "$gobench")"
 grep -E '^(Benchmark|ok|FAIL)' "$gobench"
+fi
 
 echo "== load"
 up_port=$(free_port) || { echo "bench: no free port" >&2; exit 1; }
@@ -110,6 +114,7 @@ lg() {
 # pair NAME FLOOR_ARGS -- TARGET_ARGS: RUNS alternations of the floor and the target.
 pair() {
   local name=$1; shift
+  [[ $name =~ ${ONLY:-.} ]] || return 0
   local floor=() target=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do floor+=("$1"); shift; done
   shift; target=("$@")
@@ -182,6 +187,7 @@ else fail rls-memory "$why"; fail extauthz-ratelimit-memory "$why"; fi
 # target's median closed-loop rate.
 fixed_rate() {
   local name=$1 cap; shift
+  [[ $name =~ ${ONLY:-.} ]] || return 0
   if ! cap=$(bin/benchsum -load "$load" -capacity "$name/target" 2>&1); then fail "$name/rate" "$cap"; return; fi
   local rate=$(( ${cap%.*} / 2 )) floor=()
   while [ "$1" != -- ]; do floor+=("$1"); shift; done; shift

@@ -57,6 +57,36 @@ func summarize(runs []loadRun, pair, role string) stats {
 	return st
 }
 
+// runRatios pairs the i-th floor run of pair with its i-th target run (they alternate)
+// and returns the lowest and highest target/floor ratio of the pairs where both are
+// usable; ok is false when there is none.
+func runRatios(runs []loadRun, pair string) (lo, hi float64, ok bool) {
+	var floors, targets []loadRun
+	for _, r := range runs {
+		switch {
+		case r.pair != pair:
+		case r.role == "floor":
+			floors = append(floors, r)
+		case r.role == "target":
+			targets = append(targets, r)
+		}
+	}
+	for i := range min(len(floors), len(targets)) {
+		if !floors[i].usable() || !targets[i].usable() || floors[i].rps == 0 {
+			continue
+		}
+		r := targets[i].rps / floors[i].rps
+		if !ok || r < lo {
+			lo = r
+		}
+		if !ok || r > hi {
+			hi = r
+		}
+		ok = true
+	}
+	return lo, hi, ok
+}
+
 func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
 
 func writeSummary(w io.Writer, meta string, runs []loadRun, benches map[string]goBench, failures string) {
@@ -76,9 +106,10 @@ func writeSummary(w io.Writer, meta string, runs []loadRun, benches map[string]g
 }
 
 func writeLoadTable(w io.Writer, runs []loadRun) {
-	fmt.Fprintln(w, "== Load: medians of the usable runs; floor and target alternated in the same run")
+	fmt.Fprintln(w, "== Load: medians of the usable runs; floor and target alternated in the same run;")
+	fmt.Fprintln(w, "   ratio = median target / median floor; the spread of the per-run ratios shows the noise")
 	fmt.Fprintf(w, "%-5s %-64s %9s %9s %6s %6s %-6s %13s %13s %s\n",
-		"issue", "target", "floor/s", "target/s", "ratio", "goal", "result", "p50 fl/tg µs", "p99 fl/tg µs", "runs")
+		"issue", "target", "floor/s", "target/s", "ratio", "goal", "result", "p50 fl/tg µs", "p99 fl/tg µs", "runs, per-run ratios")
 	for _, t := range loadTargets {
 		fl, tg := summarize(runs, t.pair, "floor"), summarize(runs, t.pair, "target")
 		if fl.usable+fl.unused+tg.usable+tg.unused == 0 {
@@ -101,6 +132,9 @@ func writeLoadTable(w io.Writer, runs []loadRun) {
 		fmt.Fprintf(w, "%-5s %-64s %9.0f %9.0f %6s %6s %-6s %13s %13s %d+%d",
 			t.issue, t.what, fl.rps, tg.rps, ratio, goal, result,
 			us(fl.p50)+"/"+us(tg.p50), us(fl.p99)+"/"+us(tg.p99), fl.usable, tg.usable)
+		if lo, hi, ok := runRatios(runs, t.pair); ok {
+			fmt.Fprintf(w, " %.0f-%.0f%%", 100*lo, 100*hi)
+		}
 		if fl.unused+tg.unused > 0 {
 			fmt.Fprintf(w, " (%d not counted)", fl.unused+tg.unused)
 		}
