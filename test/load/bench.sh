@@ -95,7 +95,7 @@ up_port=$(free_port) || { echo "bench: no free port" >&2; exit 1; }
 up_pid=$!; pids+=("$up_pid")
 wait_port "$up_port" "$up_pid" || { echo "bench: the echo upstream did not start" >&2; exit 1; }
 fl_grpc=$(free_port); fl_http=$(free_port)
-"${cpu1[@]}" bin/floor -grpc "127.0.0.1:$fl_grpc" -proxy "127.0.0.1:$fl_http" -upstream "http://127.0.0.1:$up_port" &
+GOGC=400 "${cpu1[@]}" bin/floor -grpc "127.0.0.1:$fl_grpc" -proxy "127.0.0.1:$fl_http" -upstream "http://127.0.0.1:$up_port" &
 fl_pid=$!; pids+=("$fl_pid")
 { wait_port "$fl_grpc" "$fl_pid" && wait_port "$fl_http" "$fl_pid"; } || { echo "bench: the floor servers did not start" >&2; exit 1; }
 

@@ -20,6 +20,8 @@ import (
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+
+	"github.com/portcullis/portcullis/pkg/extauthz"
 )
 
 type allowAll struct {
@@ -55,7 +57,9 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		s := grpc.NewServer()
+		// The same server options as Portcullis's gRPC listener (codec, stream workers,
+		// limits), so the ratio measures only what Portcullis does per request.
+		s := grpc.NewServer(extauthz.ServerOptions(10 << 20)...)
 		authv3.RegisterAuthorizationServer(s, allowAll{})
 		rlsv3.RegisterRateLimitServiceServer(s, allowRLS{})
 		go func() { _ = s.Serve(ln) }()
