@@ -44,13 +44,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		printConfigErrors(stderr, err)
 		return 1
 	}
-	log, err := telemetry.NewLogger(doc.Log.Level)
+	log, out, err := telemetry.NewLoggerOutput(doc.Log.Level)
 	if err != nil {
 		fmt.Fprintln(stderr, "portcullis:", err)
 		return 1
 	}
 	defer func() { _ = log.Sync() }()
-	s := newServer(boot, log, doc.Log.Decisions)
+	s := newServer(boot, log, telemetry.NewDecisionLogTo(out, log, doc.Log.Decisions))
 	s.admin.pprof = *pprofOn
 	if err := s.apply(doc); err != nil {
 		printConfigErrors(stderr, err)
@@ -93,11 +93,11 @@ type server struct {
 	state     *state // shared store and RLS (state.go), created by the first apply
 }
 
-func newServer(boot *config.Bootstrap, log *zap.Logger, decisions string) *server {
+func newServer(boot *config.Bootstrap, log *zap.Logger, decisions *telemetry.DecisionLog) *server {
 	m := telemetry.NewMetrics()
 	s := &server{
 		boot: boot, log: log, metrics: m,
-		audit: telemetry.NewAudit(log), decisions: telemetry.NewDecisionLogFor(log, decisions),
+		audit: telemetry.NewAudit(log), decisions: decisions,
 		engine: engine.New(nil, engine.WithRecorder(m)),
 		admin:  &admin{registry: m.Registry},
 	}

@@ -19,24 +19,39 @@ import (
 // stderr through a small buffer, flushed every second and by Sync, so a decision line
 // per request does not cost a write system call each.
 func NewLogger(level string) (*zap.Logger, error) {
+	l, _, err := NewLoggerOutput(level)
+	return l, err
+}
+
+// Output is the line stream under the zap logger, for the decision log's fast path
+// (NewDecisionLogTo): the same buffered writer and level, so its lines interleave with
+// zap's in one JSON stream.
+type Output struct {
+	ws    zapcore.WriteSyncer
+	level zapcore.LevelEnabler
+}
+
+// NewLoggerOutput is NewLogger that also returns its Output.
+func NewLoggerOutput(level string) (*zap.Logger, *Output, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("log level %q: %w", level, err)
+		return nil, nil, fmt.Errorf("log level %q: %w", level, err)
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey = "ts"
 	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.Lock(os.Stderr), Size: 64 << 10, FlushInterval: time.Second}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), ws, lvl)
-	return zap.New(core, zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
+	return zap.New(core, zap.ErrorOutput(zapcore.Lock(os.Stderr))), &Output{ws: ws, level: lvl}, nil
 }
 
 // DecisionLog writes one structured line per decision. Allowed requests log at info,
 // denied ones at info too (with reason); the audit log carries denies separately.
 type DecisionLog struct {
 	log    *zap.Logger
-	allows bool // log allowed requests
-	denies bool // log denied requests
+	out    *Output // when set, lines are encoded directly (decisionline.go)
+	allows bool    // log allowed requests
+	denies bool    // log denied requests
 }
 
 // NewDecisionLog returns a decision logger named "decision" that logs every decision.
@@ -57,6 +72,10 @@ func NewDecisionLogFor(l *zap.Logger, which string) *DecisionLog {
 // "extauthz", "forwardauth", "rls"). It does nothing when info is disabled.
 func (l *DecisionLog) Log(frontend string, r *engine.Request, d *engine.Decision) {
 	if d.Allow && !l.allows || !d.Allow && !l.denies {
+		return
+	}
+	if l.out != nil {
+		l.writeLine(frontend, r, d)
 		return
 	}
 	ce := l.log.Check(zapcore.InfoLevel, "decision")
