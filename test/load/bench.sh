@@ -141,12 +141,29 @@ portcullis() {
 ext_floor=(-mode extauthz -target "127.0.0.1:$fl_grpc")
 rls_floor=(-mode rls -target "127.0.0.1:$fl_grpc" -domain bench -desc remote_address=127.0.0.1)
 
+# fixed_rate PAIR FLOOR_ARGS -- TARGET_ARGS: one open-loop run each at half the
+# target's median closed-loop rate.
+fixed_rate() {
+  local name=$1 cap; shift
+  [[ $name =~ ${ONLY:-.} ]] || return 0
+  if ! cap=$(bin/benchsum -load "$load" -capacity "$name/target" 2>&1); then fail "$name/rate" "$cap"; return; fi
+  local rate=$(( ${cap%.*} / 2 )) floor=()
+  while [ "$1" != -- ]; do floor+=("$1"); shift; done; shift
+  lg "$name/rate-floor" "${floor[@]}" -rate "$rate"
+  lg "$name/rate-target" "$@" -rate "$rate"
+}
+
 echo "-- issue 2: API key (examples/quickstart; then log.decisions: none)"
 key=$(cat examples/quickstart/demo-key.txt)
 if portcullis examples/quickstart/portcullis.yaml; then
   pair extauthz-apikey "${ext_floor[@]}" -- -mode extauthz -target "127.0.0.1:$pc_grpc" -H "x-api-key: $key"
   pair proxy-apikey -mode http -target "http://127.0.0.1:$fl_http/api/hello" -- \
     -mode http -target "http://127.0.0.1:$pc_http/api/hello" -H "X-API-Key: $key"
+  # Latency added per request, read below saturation (the closed loop measures throughput).
+  for _ in 1 2 3; do
+    fixed_rate proxy-apikey -mode http -target "http://127.0.0.1:$fl_http/api/hello" -- \
+      -mode http -target "http://127.0.0.1:$pc_http/api/hello" -H "X-API-Key: $key"
+  done
   stop "$pc_pid"
 else fail extauthz-apikey "$why"; fail proxy-apikey "$why"; fi
 if portcullis test/load/configs/apikey-nolog.yaml; then
@@ -183,17 +200,6 @@ if portcullis test/load/configs/ratelimit-memory.yaml; then
   stop "$pc_pid"
 else fail rls-memory "$why"; fail extauthz-ratelimit-memory "$why"; fi
 
-# fixed_rate PAIR FLOOR_ARGS -- TARGET_ARGS: one open-loop run each at half the
-# target's median closed-loop rate.
-fixed_rate() {
-  local name=$1 cap; shift
-  [[ $name =~ ${ONLY:-.} ]] || return 0
-  if ! cap=$(bin/benchsum -load "$load" -capacity "$name/target" 2>&1); then fail "$name/rate" "$cap"; return; fi
-  local rate=$(( ${cap%.*} / 2 )) floor=()
-  while [ "$1" != -- ]; do floor+=("$1"); shift; done; shift
-  lg "$name/rate-floor" "${floor[@]}" -rate "$rate"
-  lg "$name/rate-target" "$@" -rate "$rate"
-}
 
 echo "-- issue 5: rate limits, Valkey store (test/load/configs/ratelimit-valkey.yaml)"
 rport=$(free_port)
