@@ -70,6 +70,10 @@ func (p *Policy) Validate(v *Validator, path string) {
 	}
 	for _, ph := range p.Phases() {
 		for i, st := range ph.Stages {
+			if ph.Phase == PhaseAuthenticate && st.OnError == OnErrorAllow {
+				v.Errorf(joinPath(indexPath(joinPath(path, string(ph.Phase)), i), "on_error"),
+					"on_error: allow is not allowed in authenticate: a credential that cannot be verified must never pass as anonymous")
+			}
 			k, ok := lookupStageKind(st.Kind)
 			if !ok || k.allowedIn(ph.Phase) {
 				continue

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -107,12 +108,14 @@ type Identity struct {
 // Validate checks the prefix is a lowercase header-name prefix ending in '-'.
 func (id *Identity) Validate(v *Validator, path string) {
 	p := id.HeaderPrefix
-	ok := len(p) >= 2 && p[len(p)-1] == '-' && isToken(p)
+	// '_' is refused: CGI-style upstreams read '_' as '-', and stripping matches inbound
+	// names that way, so a prefix must be written with '-' only.
+	ok := len(p) >= 2 && p[len(p)-1] == '-' && isToken(p) && !strings.Contains(p, "_")
 	for i := 0; ok && i < len(p); i++ {
 		ok = p[i] < 'A' || p[i] > 'Z'
 	}
 	if !ok {
-		v.Errorf(joinPath(path, "header_prefix"), "invalid header_prefix %q: lowercase header name characters ending in '-', such as x-portcullis-", p)
+		v.Errorf(joinPath(path, "header_prefix"), "invalid header_prefix %q: lowercase header name characters without '_', ending in '-', such as x-portcullis-", p)
 	}
 }
 

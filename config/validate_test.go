@@ -119,3 +119,12 @@ func aliasBomb() string {
 	}
 	return b.String()
 }
+
+func TestAuthenticateRefusesOnErrorAllow(t *testing.T) {
+	doc := "listeners: {proxy: ''}\nproviders: {apikeys: [{id: abcd, subject: s, hash: " + testHash + "}]}\n" +
+		"policies: {p: {authenticate: [{apikey: {}, on_error: allow}]}}\n"
+	_, err := Parse("t.yaml", []byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "on_error: allow is not allowed in authenticate") {
+		t.Fatalf("error: %v", err)
+	}
+}

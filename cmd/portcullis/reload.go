@@ -103,7 +103,11 @@ func (r *reloader) check(force bool) {
 	}
 	doc, err := s.boot.Load()
 	if err == nil {
-		err = r.apply(doc, data)
+		if err = r.apply(doc, data); err != nil {
+			r.mu.Lock()
+			r.hash = sha256.Sum256(data) // report a document that does not compile once, not at every poll
+			r.mu.Unlock()
+		}
 	} else {
 		sum := sha256.Sum256(data)
 		s.metrics.Reloaded(hex.EncodeToString(sum[:6]), err)

@@ -241,9 +241,9 @@ func (a *Authenticator) Authenticate(_ context.Context, r *engine.Request) (*eng
 	if !ok {
 		return nil, deny(reasonMalformed, bearer)
 	}
-	var buf [KeyLen]byte // keeps the hash input on the stack
-	copy(buf[:], key)
-	sum := sha512.Sum512(buf[:])
+	var buf [MaxKeyLen]byte // keeps the hash input on the stack
+	n := copy(buf[:], key)
+	sum := sha512.Sum512(buf[:n])
 	e := a.keys[id]
 	want := &dummyHash
 	if e != nil {

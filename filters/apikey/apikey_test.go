@@ -290,3 +290,30 @@ func BenchmarkAuthenticate(b *testing.B) {
 		}
 	}
 }
+
+// Keys whose id has the shortest and longest accepted length verify (the hash input is
+// the whole key, whatever its length) and a wrong secret still fails.
+func TestIDLengthBounds(t *testing.T) {
+	secret := strings.Repeat("b", SecretLen)
+	for _, id := range []string{"abcd", strings.Repeat("x", MaxIDLen), "k7f3a9c2z1y2"} {
+		key := Prefix + id + "_" + secret
+		h, err := ParseHash(HashKey(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := New([]Key{{ID: id, Subject: "s", Hash: h}}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			key string
+			ok  bool
+		}{{key, true}, {Prefix + id + "_" + strings.Repeat("c", SecretLen), false}} {
+			r := &engine.Request{Header: http.Header{"X-Api-Key": {tc.key}}}
+			_, err := a.Authenticate(context.Background(), r)
+			if (err == nil) != tc.ok {
+				t.Errorf("id %q (len %d) key ok=%v: err %v", id, len(id), tc.ok, err)
+			}
+		}
+	}
+}

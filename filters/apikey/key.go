@@ -27,6 +27,8 @@ const (
 	SecretLen = SecretBytes * 8 / 5
 	// KeyLen is the length of a generated key (an IDLen id).
 	KeyLen = len(Prefix) + IDLen + 1 + SecretLen
+	// MaxKeyLen is the length of the longest key parseKey accepts (a MaxIDLen id).
+	MaxKeyLen = len(Prefix) + MaxIDLen + 1 + SecretLen
 
 	idAlphabet     = "abcdefghijklmnopqrstuvwxyz0123456789"
 	secretAlphabet = "abcdefghijklmnopqrstuvwxyz234567"

@@ -155,5 +155,8 @@ func Deny(status int, reason, message string) *Denial {
 // credential of its kind, so the next authenticator may try.
 var ErrNoCredentials = errors.New("no credentials")
 
+// errNilIdentity marks an authenticator that returned neither an identity nor an error.
+var errNilIdentity = errors.New("authenticator returned no identity and no error")
+
 // ErrNoRoute is the reason behind the default deny when no route matched.
 var ErrNoRoute = errors.New("no route matched")

@@ -183,6 +183,10 @@ func (e *Engine) decide(ctx context.Context, r *Request, p *Pipeline, d *Decisio
 	if !e.runFilters(ctx, r, p.Authorize, d) || !e.runFilters(ctx, r, p.Limit, d) {
 		return
 	}
+	if !validIdentity(d.Identity) {
+		d.deny(http.StatusUnauthorized, "identity.invalid", "authenticate", "the credential carries an identity that cannot be sent upstream")
+		return
+	}
 	e.setIdentityHeaders(r, d)
 	if !e.runFilters(ctx, r, p.Decorate, d) {
 		return
@@ -225,7 +229,11 @@ func (e *Engine) authenticate(ctx context.Context, r *Request, p *Pipeline, d *D
 				return true
 			}
 			continue
-		case err == nil || errors.Is(err, ErrNoCredentials):
+		case err == nil:
+			// An authenticator must return an identity, ErrNoCredentials or an error;
+			// (nil, nil) is a bug, and treating it as "no credential" would fail open.
+			err = errNilIdentity
+		case errors.Is(err, ErrNoCredentials):
 			missing++
 			continue
 		}
@@ -337,6 +345,9 @@ func hideCredentials(r *Request, p *Pipeline, d *Decision) {
 			d.Upstream.Remove = append(d.Upstream.Remove, p.HideHeaders[i])
 		}
 	}
+	if len(p.HideHeaders) > 0 {
+		hideUnderscoreSpellings(r, p, d)
+	}
 	if len(p.StripQuery) == 0 || r.RawQuery == "" {
 		return
 	}
@@ -346,6 +357,58 @@ func hideCredentials(r *Request, p *Pipeline, d *Decision) {
 			d.Upstream.RemoveQuery = append(d.Upstream.RemoveQuery, name)
 		}
 	}
+}
+
+// hideUnderscoreSpellings removes inbound headers that spell a hidden name with '_'
+// for '-' (x_tenant for x-tenant): CGI-style upstreams read them as the hidden header,
+// and Envoy forwards them by default. Only names containing '_' are examined.
+func hideUnderscoreSpellings(r *Request, p *Pipeline, d *Decision) {
+	for k := range r.Header {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		for _, h := range p.HideHeaders {
+			if len(k) == len(h) && hasIdentityPrefix(k, h) {
+				d.Upstream.Remove = append(d.Upstream.Remove, strings.ToLower(k))
+				break
+			}
+		}
+	}
+}
+
+// validIdentity reports whether every identity value can travel in a header: no
+// control bytes (CR, LF and NUL would be header injection), and scopes that are RFC
+// 6749 scope-tokens, so the space-separated scopes header cannot be split differently.
+func validIdentity(id *Identity) bool {
+	if !headerSafe(id.Subject) || !headerSafe(id.Issuer) || !headerSafe(id.KeyID) {
+		return false
+	}
+	for _, s := range id.Scopes {
+		if s == "" {
+			return false
+		}
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+				return false
+			}
+		}
+	}
+	for _, h := range id.Headers {
+		if !headerSafe(h.Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// headerSafe reports whether v has no control bytes other than horizontal tab.
+func headerSafe(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // setsHeader reports whether set has an entry for name (lowercase). A hidden

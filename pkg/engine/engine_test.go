@@ -352,3 +352,47 @@ func TestSwapIsAtomic(t *testing.T) {
 		t.Fatalf("after swap: %+v", d)
 	}
 }
+
+// Review findings: each of these was a way to weaken the identity contract.
+func TestIdentityContractHardening(t *testing.T) {
+	ctx := context.Background()
+	if _, err := engine.NewRouteTable(nil, engine.TableOptions{IdentityPrefix: "x_pc-"}); err == nil {
+		t.Error("a prefix with '_' was accepted; stripping could never match it")
+	}
+
+	// A hidden header spelled with '_' (read as '-' by CGI-style upstreams) is removed.
+	p := authPipeline(func(p *engine.Pipeline) { p.HideHeaders = []string{"x-tenant"} })
+	e := engine.New(newTable(t, engine.TableOptions{}, &engine.Route{Name: "r", Pipeline: p}))
+	r := enginetest.NewRequest("GET", "/")
+	r.Header.Set("Authorization", "Bearer good")
+	r.Header["X_tenant"] = []string{"acme"}
+	if d := e.Decide(ctx, r); !d.Allow || !slices.Contains(d.Upstream.Remove, "x_tenant") {
+		t.Errorf("underscore spelling not removed: %v", d.Upstream.Remove)
+	}
+
+	// Identity values that cannot travel in a header deny instead of being sent.
+	for _, id := range []*engine.Identity{
+		{Subject: "alice\r\nx-portcullis-subject: root", Method: engine.AuthJWT},
+		{Subject: "alice", Method: engine.AuthJWT, Scopes: []string{"read admin"}},
+		{Subject: "alice", Method: engine.AuthJWT, Headers: []engine.HeaderValue{{Name: "x-c", Value: "a\x00b"}}},
+	} {
+		p := authPipeline(nil)
+		p.Authenticate = []engine.Stage{enginetest.Stage("token", engine.PhaseAuthenticate, enginetest.TokenAuth{"t": id})}
+		e := engine.New(newTable(t, engine.TableOptions{}, &engine.Route{Name: "r", Pipeline: p}))
+		r := enginetest.NewRequest("GET", "/")
+		r.Header.Set("Authorization", "Bearer t")
+		if d := e.Decide(ctx, r); d.Allow || d.Status != 401 || d.Reason != "identity.invalid" {
+			t.Errorf("identity %+v: %+v", id, d)
+		}
+	}
+
+	// An authenticator returning (nil, nil) is a technical failure, never anonymous.
+	p = &engine.Pipeline{Name: "p", Anonymous: true, Authenticate: []engine.Stage{enginetest.Stage("buggy",
+		engine.PhaseAuthenticate, engine.AuthenticatorFunc(func(context.Context, *engine.Request) (*engine.Identity, error) {
+			return nil, nil
+		}))}}
+	e = engine.New(newTable(t, engine.TableOptions{}, &engine.Route{Name: "r", Pipeline: p}))
+	if d := e.Decide(ctx, enginetest.NewRequest("GET", "/")); d.Allow || d.Status != 503 {
+		t.Errorf("(nil, nil) authenticator: %+v", d)
+	}
+}

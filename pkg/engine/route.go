@@ -117,6 +117,10 @@ func NewRouteTable(routes []*Route, opts TableOptions) (*RouteTable, error) {
 		opts.DefaultStatus = http.StatusNotFound
 	}
 	p := strings.ToLower(opts.IdentityPrefix)
+	if strings.Contains(p, "_") {
+		// Stripping treats '_' in inbound names as '-'; a prefix with '_' would match nothing.
+		return nil, fmt.Errorf("identity prefix %q: '_' is not allowed (upstreams read it as '-')", opts.IdentityPrefix)
+	}
 	t := &RouteTable{
 		routes: routes,
 		byName: make(map[string]*Route, len(routes)),
