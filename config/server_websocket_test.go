@@ -22,7 +22,9 @@ func TestServerWebSocket(t *testing.T) {
 				return w.MaxMessageBytes == 4096 && w.MessagesPerSecond == 2.5 && w.Burst == 10
 			}},
 		{name: "integer rate, no cap", src: "listeners: {proxy: ''}\nserver: {websocket: {max_message_bytes: 0, messages_per_second: 50}}\n",
-			check: func(d *Document) bool { return d.Server.WebSocket.MaxMessageBytes == 0 && d.Server.WebSocket.MessagesPerSecond == 50 }},
+			check: func(d *Document) bool {
+				return d.Server.WebSocket.MaxMessageBytes == 0 && d.Server.WebSocket.MessagesPerSecond == 50
+			}},
 		{name: "negative size", src: "listeners: {proxy: ''}\nserver: {websocket: {max_message_bytes: -1}}\n",
 			want: "t.yaml:2:41: server.websocket.max_message_bytes: must not be negative (0: no cap)"},
 		{name: "negative rate", src: "listeners: {proxy: ''}\nserver: {websocket: {messages_per_second: -2}}\n",
