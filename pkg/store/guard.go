@@ -252,7 +252,10 @@ func (g *Guard) try() bool {
 func (g *Guard) failed(ctx context.Context, op string, err error) bool {
 	switch {
 	case err == nil:
-		if g.openUntil.Load() != 0 {
+		// Only the probe admitted after the cooldown closes an open breaker: a success
+		// from a call that was in flight when the store failed is stale, and closing on
+		// it would send every caller back to a dead store.
+		if g.openUntil.Load() != 0 && g.probing.Load() {
 			g.openUntil.Store(0)
 			g.probing.Store(false)
 			if g.o.OnState != nil {
