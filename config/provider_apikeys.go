@@ -58,17 +58,7 @@ type APIKeys []APIKey
 
 // Validate reports duplicate ids.
 func (ks APIKeys) Validate(v *Validator, path string) {
-	first := make(map[string]int, len(ks))
-	for i, k := range ks {
-		if k.ID == "" {
-			continue
-		}
-		if j, dup := first[k.ID]; dup {
-			v.Errorf(indexPath(path, i)+".id", "duplicate key id %q (first is %s)", k.ID, indexPath(path, j))
-			continue
-		}
-		first[k.ID] = i
-	}
+	checkUnique(v, path, "id", "key id", ks, func(k *APIKey) string { return k.ID })
 }
 
 // ByID returns the key with the given id.

@@ -123,17 +123,7 @@ type HMACProviders []HMACProvider
 
 // Validate reports duplicate names.
 func (ps HMACProviders) Validate(v *Validator, path string) {
-	first := make(map[string]int, len(ps))
-	for i, p := range ps {
-		if p.Name == "" {
-			continue
-		}
-		if j, dup := first[p.Name]; dup {
-			v.Errorf(indexPath(path, i)+".name", "duplicate hmac provider %q (first is %s)", p.Name, indexPath(path, j))
-			continue
-		}
-		first[p.Name] = i
-	}
+	checkUnique(v, path, "name", "hmac provider", ps, func(p *HMACProvider) string { return p.Name })
 }
 
 // ByName returns the provider with the given name and its index.

@@ -48,17 +48,7 @@ type IntrospectionProviders []IntrospectionProvider
 
 // Validate reports duplicate names (JWTProviders reports clashes with JWT providers).
 func (ps IntrospectionProviders) Validate(v *Validator, path string) {
-	first := map[string]int{}
-	for i, p := range ps {
-		if p.Name == "" {
-			continue
-		}
-		if j, dup := first[p.Name]; dup {
-			v.Errorf(joinPath(indexPath(path, i), "name"), "duplicate provider name %q (first is %s)", p.Name, indexPath(path, j))
-			continue
-		}
-		first[p.Name] = i
-	}
+	checkUnique(v, path, "name", "provider name", ps, func(p *IntrospectionProvider) string { return p.Name })
 }
 
 // ByName returns the provider named name.

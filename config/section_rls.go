@@ -18,18 +18,7 @@ type RLS struct {
 
 // Validate reports domains defined twice.
 func (r *RLS) Validate(v *Validator, path string) {
-	first := map[string]int{}
-	for i, d := range r.Domains {
-		if d.Domain == "" {
-			continue
-		}
-		if j, dup := first[d.Domain]; dup {
-			v.Errorf(joinPath(indexPath(joinPath(path, "domains"), i), "domain"), "duplicate domain %q (first is %s)",
-				d.Domain, indexPath(joinPath(path, "domains"), j))
-			continue
-		}
-		first[d.Domain] = i
-	}
+	checkUnique(v, joinPath(path, "domains"), "domain", "domain", r.Domains, func(d *RLSDomain) string { return d.Domain })
 }
 
 // RLSDomain is one domain: the domain Envoy sends and its descriptor tree.

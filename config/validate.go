@@ -194,3 +194,21 @@ func oneOf(s string, allowed ...string) bool {
 	}
 	return false
 }
+
+// checkUnique reports each item whose key repeats an earlier item's, at
+// path[i].field, as: duplicate WHAT "key" (first is path[j]). Empty keys are skipped;
+// required-field checks report them.
+func checkUnique[T any](v *Validator, path, field, what string, items []T, key func(*T) string) {
+	first := make(map[string]int, len(items))
+	for i := range items {
+		k := key(&items[i])
+		if k == "" {
+			continue
+		}
+		if j, dup := first[k]; dup {
+			v.Errorf(joinPath(indexPath(path, i), field), "duplicate %s %q (first is %s)", what, k, indexPath(path, j))
+			continue
+		}
+		first[k] = i
+	}
+}
