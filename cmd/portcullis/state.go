@@ -32,7 +32,7 @@ import (
 type state struct {
 	store   store.Store
 	guard   *store.Guard // nil when the store is memory only
-	closer  func()       // closes the Valkey connections; nil for memory
+	closer  func()       // stops the memory store's clock and closes the Valkey connections
 	rls     *rls.Server
 	rlsOK   bool // rls.headers_on_ok at startup (it needs a restart)
 	metrics *telemetry.StateMetrics
@@ -49,7 +49,7 @@ const storeErrorLogEvery = 10 * time.Second
 func newState(doc *config.Document, log *zap.Logger, audit *telemetry.Audit, reg prometheus.Registerer) (*state, error) {
 	st := &state{metrics: telemetry.NewStateMetrics(reg), jwks: telemetry.NewKeyFetchMetrics(reg), log: log, audit: audit, rlsOK: doc.RLS.HeadersOnOK}
 	mem := store.NewMemory(store.MemoryOptions{MaxKeys: doc.Store.Memory.MaxKeys})
-	st.store = mem
+	st.store, st.closer = mem, mem.Close
 	if doc.Store.Shared() {
 		o, err := valkeyOptions(&doc.Store.Valkey, filepath.Dir(doc.Source))
 		if err != nil {
@@ -61,7 +61,7 @@ func newState(doc *config.Document, log *zap.Logger, audit *telemetry.Audit, reg
 		}
 		st.guard = store.NewGuard(vs, mem, store.GuardOptions{Replicas: doc.Store.Replicas,
 			OnError: st.storeError, OnFallback: st.storeFallback, OnState: st.storeState})
-		st.store, st.closer = st.guard, vs.Close
+		st.store, st.closer = st.guard, func() { vs.Close(); mem.Close() }
 	}
 	srv, err := rls.New(rls.Options{Domains: rlsDomains(&doc.RLS), Limiter: st.limiter, HeadersOnOK: doc.RLS.HeadersOnOK,
 		OnLimit: func(_, limit string, shadow bool) { st.metrics.RateLimited(limit, shadow) }})

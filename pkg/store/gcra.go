@@ -2,6 +2,7 @@ package store
 
 import (
 	"math"
+	"math/bits"
 	"time"
 )
 
@@ -12,10 +13,19 @@ const maxTolerance = math.MaxInt64 / 4
 // Valid reports whether l can be used: a positive rate, a period of at least one
 // nanosecond per unit, and a burst tolerance (Burst·Period/Rate) under ~73 years.
 func (l Limit) Valid() bool {
+	_, ok := l.interval()
+	return ok
+}
+
+// interval returns the emission interval of a Valid limit in nanoseconds, and false
+// for an invalid one: one division, on the hot path of every Take.
+func (l Limit) interval() (int64, bool) {
 	if l.Rate == 0 || l.Period <= 0 || uint64(l.Period) < l.Rate {
-		return false
+		return 0, false
 	}
-	return l.EffectiveBurst() <= uint64(maxTolerance)/uint64(l.Interval())
+	t := l.Interval()
+	hi, tol := bits.Mul64(l.EffectiveBurst(), uint64(t))
+	return int64(t), hi == 0 && tol <= maxTolerance
 }
 
 // GCRA makes one decision for a key whose theoretical arrival time is tat, at time now
@@ -25,7 +35,11 @@ func (l Limit) Valid() bool {
 // It is the reference implementation: pkg/valkeystore's script computes the same in
 // microseconds.
 func GCRA(tat, now int64, cost uint64, lim Limit) (int64, Result) {
-	t := int64(lim.Interval())
+	return gcra(tat, now, cost, lim, int64(lim.Interval()))
+}
+
+// gcra is GCRA with the emission interval t of lim already computed.
+func gcra(tat, now int64, cost uint64, lim Limit, t int64) (int64, Result) {
 	burst := lim.EffectiveBurst()
 	tau := int64(burst) * t
 	res := Result{Limit: lim}

@@ -13,7 +13,8 @@ import (
 const DefaultMaxKeys = 1 << 20
 
 // BytesPerKey is the documented upper bound of heap memory per stored key, measured by
-// TestMemoryBound with a million keys (the average is about half of it). A Memory store
+// TestMemoryBound with a million keys (48 bytes on average: 24-byte slots in tables
+// kept between 3/8 and 3/4 full). A Memory store
 // uses at most MaxKeys·BytesPerKey plus a few KiB.
 const BytesPerKey = 64
 
@@ -28,7 +29,8 @@ type MemoryOptions struct {
 	// Shards is the number of independently locked shards, rounded up to a power of
 	// two; 0 means 4·GOMAXPROCS, at least 16.
 	Shards int
-	// Clock returns the current time; nil means time.Now.
+	// Clock returns the current time; nil means the store's own coarse monotonic clock
+	// (ClockTick), whose ticker Close stops.
 	Clock func() time.Time
 }
 
@@ -50,25 +52,42 @@ type entry struct {
 	exp int64
 }
 
-// shard is one lock and its map, padded to its own cache lines.
+// shard is one lock and its table, padded to its own cache lines.
 type shard struct {
 	mu sync.Mutex
-	m  map[uint64]entry
-	_  [48]byte
+	t  table
+	// The last limit Taken here and its emission interval (0: none yet): most shards
+	// see one or a few limits, and the interval is a 64-bit division.
+	lastLim Limit
+	lastT   int64
+}
+
+// interval returns lim's emission interval, or 0 when lim is not Valid (s locked).
+func (s *shard) interval(lim Limit) int64 {
+	if s.lastT != 0 && lim == s.lastLim {
+		return s.lastT
+	}
+	t, ok := lim.interval()
+	if !ok {
+		return 0
+	}
+	s.lastLim, s.lastT = lim, t
+	return t
 }
 
 // Memory is the in-memory Store for one replica. Keys are kept as 64-bit maphash
 // values under a per-process random seed, so a key costs a fixed size whatever its
 // length, and a client cannot choose keys that collide (two keys sharing a hash would
 // share state; with a million keys the chance of any collision is about 3·10^-8).
-// Locks are held only for a map lookup and a few integer operations.
+// Locks are held only for a table lookup and a few integer operations.
 type Memory struct {
 	seeds    [kinds]maphash.Seed
 	shards   []shard
 	mask     uint64
 	perShard int
-	clock    func() time.Time // nil: time.Since(base), reading only the monotonic clock
+	clock    func() time.Time // nil: coarse
 	base     time.Time
+	coarse   *coarseClock
 }
 
 var _ Store = (*Memory)(nil)
@@ -94,44 +113,60 @@ func NewMemory(o MemoryOptions) *Memory {
 	if o.Clock != nil {
 		m.base = o.Clock()
 	} else {
-		m.base = time.Now()
+		m.coarse = newCoarseClock()
 	}
 	for i := range m.seeds {
 		m.seeds[i] = maphash.MakeSeed()
 	}
-	for i := range m.shards {
-		m.shards[i].m = make(map[uint64]entry)
-	}
 	return m
 }
 
-// now returns nanoseconds since the store was created (monotonic with time.Now).
-// It starts at 1 so that 0 always means "idle".
+// now returns nanoseconds since the store was created (monotonic, ClockTick coarse
+// unless MemoryOptions.Clock is set). It starts at 1 so that 0 always means "idle".
 func (m *Memory) now() int64 {
 	if m.clock == nil {
-		return int64(time.Since(m.base)) + 1
+		return m.coarse.Now()
 	}
 	return int64(m.clock().Sub(m.base)) + 1
 }
 
+// Close stops the goroutine that keeps the store's clock (it also stops by itself
+// when the store goes unused for 100 ticks). The store still works after Close,
+// reading the system clock on every call.
+func (m *Memory) Close() {
+	if m.coarse != nil {
+		m.coarse.Close()
+	}
+}
+
 // lookup hashes key in the key space k and returns its hash and shard.
 func (m *Memory) lookup(k kind, key string) (uint64, *shard) {
-	h := maphash.String(m.seeds[k], key)
+	h := slotKey(maphash.String(m.seeds[k], key))
 	return h, &m.shards[(h>>32)&m.mask]
 }
 
 // Take implements Limiter with GCRA. It does not allocate for an existing key.
 func (m *Memory) Take(_ context.Context, key string, cost uint64, lim Limit) (Result, error) {
-	if !lim.Valid() {
-		return Result{}, ErrInvalidLimit
-	}
 	h, s := m.lookup(kindLimit, key)
 	now := m.now()
 	s.mu.Lock()
-	e, ok := s.m[h]
-	tat, res := GCRA(e.exp, now, cost, lim)
-	if res.Allowed && tat > now && (tat != e.exp || !ok) {
-		m.put(s, h, entry{exp: tat}, ok, now)
+	t := s.interval(lim)
+	if t == 0 {
+		s.mu.Unlock()
+		return Result{}, ErrInvalidLimit
+	}
+	e := s.t.find(h)
+	var old int64
+	if e != nil {
+		old = e.exp
+	}
+	tat, res := gcra(old, now, cost, lim, t)
+	if res.Allowed && tat > now {
+		if e != nil {
+			e.exp = tat
+		} else {
+			m.insert(s, h, entry{exp: tat}, now)
+		}
 	}
 	s.mu.Unlock()
 	return res, nil
@@ -143,12 +178,12 @@ func (m *Memory) Once(_ context.Context, key string, ttl time.Duration) (bool, e
 	now := m.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.m[h]
-	if ok && e.exp > now {
+	e := s.t.find(h)
+	if e != nil && e.exp > now {
 		return false, nil
 	}
 	if ttl > 0 {
-		m.put(s, h, entry{exp: now + int64(ttl)}, ok, now)
+		m.put(s, h, e, entry{exp: now + int64(ttl)}, now)
 	}
 	return true, nil
 }
@@ -159,12 +194,15 @@ func (m *Memory) Incr(_ context.Context, key string, ttl time.Duration) (int64, 
 	now := m.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.m[h]
-	if !ok || e.exp <= now {
+	cur := s.t.find(h)
+	var e entry
+	if cur != nil && cur.exp > now {
+		e = *cur
+	} else {
 		e = entry{n: 0, exp: now + int64(max(ttl, 1))}
 	}
 	e.n++
-	m.put(s, h, e, ok, now)
+	m.put(s, h, cur, e, now)
 	return e.n, nil
 }
 
@@ -173,9 +211,12 @@ func (m *Memory) Count(_ context.Context, key string) (int64, error) {
 	h, s := m.lookup(kindCount, key)
 	now := m.now()
 	s.mu.Lock()
-	e, ok := s.m[h]
+	var e entry
+	if p := s.t.find(h); p != nil {
+		e = *p
+	}
 	s.mu.Unlock()
-	if !ok || e.exp <= now {
+	if e.exp <= now {
 		return 0, nil
 	}
 	return e.n, nil
@@ -188,11 +229,10 @@ func (m *Memory) Ban(_ context.Context, key string, ttl time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ttl <= 0 {
-		delete(s.m, h)
+		s.t.delete(h)
 		return nil
 	}
-	_, ok := s.m[h]
-	m.put(s, h, entry{exp: now + int64(ttl)}, ok, now)
+	m.put(s, h, s.t.find(h), entry{exp: now + int64(ttl)}, now)
 	return nil
 }
 
@@ -201,9 +241,12 @@ func (m *Memory) Banned(_ context.Context, key string) (bool, time.Duration, err
 	h, s := m.lookup(kindBan, key)
 	now := m.now()
 	s.mu.Lock()
-	e, ok := s.m[h]
+	var e entry
+	if p := s.t.find(h); p != nil {
+		e = *p
+	}
 	s.mu.Unlock()
-	if !ok || e.exp <= now {
+	if e.exp <= now {
 		return false, 0, nil
 	}
 	return true, time.Duration(e.exp - now), nil
@@ -215,35 +258,44 @@ func (m *Memory) Len() int {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		n += len(s.m)
+		n += s.t.n
 		s.mu.Unlock()
 	}
 	return n
 }
 
-// put stores e under h in s (locked). Inserting a new key first drops idle entries
-// among a small random sample and, when the shard is full, evicts the sampled entry
+// put stores e under h in s (locked): in place when cur, h's current entry, is not
+// nil, else as a new key (insert).
+func (m *Memory) put(s *shard, h uint64, cur *entry, e entry, now int64) {
+	if cur != nil {
+		*cur = e
+		return
+	}
+	m.insert(s, h, e, now)
+}
+
+// insert adds the absent key h to s (locked). It first drops idle entries among a
+// small sample of the shard's keys (from a slot picked by h's unused bits, so as random
+// as the secret-seeded hash) and, when the shard is full, evicts the sampled entry
 // closest to idle, so a shard never exceeds perShard keys.
-func (m *Memory) put(s *shard, h uint64, e entry, exists bool, now int64) {
-	if !exists {
-		full := len(s.m) >= m.perShard
-		var victim uint64
-		victimExp, seen, found := int64(0), 0, false
-		for k, v := range s.m {
-			if v.exp <= now {
-				delete(s.m, k)
-				full = false
-			} else if !found || v.exp < victimExp {
-				victim, victimExp, found = k, v.exp, true
-			}
-			seen++
-			if seen >= evictSample || (!full && seen >= 2) {
-				break
-			}
-		}
-		if full && found {
-			delete(s.m, victim)
+func (m *Memory) insert(s *shard, h uint64, e entry, now int64) {
+	full := s.t.n >= m.perShard
+	want := 2
+	if full {
+		want = evictSample
+	}
+	var buf [evictSample]slot
+	var victim slot
+	for _, c := range s.t.sample(buf[:0], h>>20, want, 4*evictSample) {
+		if c.e.exp <= now {
+			s.t.delete(c.h)
+			full = false
+		} else if victim.h == 0 || c.e.exp < victim.e.exp {
+			victim = c
 		}
 	}
-	s.m[h] = e
+	if full && victim.h != 0 {
+		s.t.delete(victim.h)
+	}
+	s.t.insert(h, e)
 }

@@ -23,8 +23,11 @@
 // and a client that keeps asking is never refused more than that: over W it gets at
 // least W/T - 1 units once its burst is spent. The memory limiter computes in integer
 // nanoseconds with T rounded up to a whole nanosecond, so it never admits more than the
-// exact rate (it is stricter by under 1ns per unit). pkg/valkeystore computes in
-// microseconds with TAT rounded up (stricter by at most 1µs per request).
+// exact rate (it is stricter by under 1ns per unit), on a clock that lags the real
+// time by up to ClockTick (1 ms): that widens both bounds by ClockTick·Rate/Period
+// (B + (W+ClockTick)·R/P at most, (W−ClockTick)/T − 1 at least; one request either
+// way at 1000/s). pkg/valkeystore computes in microseconds with TAT rounded up
+// (stricter by at most 1µs per request) on the server's clock.
 // TestGCRABound asserts both bounds on simulated traffic; pkg/valkeystore's
 // TestAccuracyTwoReplicas asserts the upper one for two replicas sharing a server. The bound holds per key while the key stays in memory: the memory
 // store keeps at most MaxKeys keys and, when full, evicts the sampled key closest to
