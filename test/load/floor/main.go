@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -49,6 +50,7 @@ func main() {
 	grpcAddr := flag.String("grpc", "127.0.0.1:9101", "always-allow ext_authz + RLS gRPC address ('' disables)")
 	proxyAddr := flag.String("proxy", "127.0.0.1:8100", "bare reverse proxy address ('' disables)")
 	upstream := flag.String("upstream", "http://127.0.0.1:8080", "upstream for the bare proxy")
+	pprofAddr := flag.String("pprof", "", "serve /debug/pprof/ on this address, to profile the floor as Portcullis is ('' disables)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -77,6 +79,15 @@ func main() {
 			pr.SetXForwarded()
 		}}
 		srv := &http.Server{Addr: *proxyAddr, Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.ListenAndServe() }()
+		defer srv.Close()
+	}
+	if *pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv := &http.Server{Addr: *pprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.ListenAndServe() }()
 		defer srv.Close()
 	}

@@ -80,7 +80,8 @@ func dialConns(target string, n int) ([]*grpc.ClientConn, func(), error) {
 		}
 	}
 	for range max(n, 1) {
-		cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newClientCodec())))
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("dial %s: %w", target, err)
