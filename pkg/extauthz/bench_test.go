@@ -4,10 +4,13 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -95,4 +98,45 @@ func BenchmarkGRPCAlwaysAllow(b *testing.B) {
 // zapcoreDiscard is a JSON core at info level writing to io.Discard.
 func zapcoreDiscard() zapcore.Core {
 	return zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
+}
+
+// BenchmarkTranslateProto and BenchmarkTranslateWire compare the two ways a Check's
+// request reaches engine.Request: protobuf-go's decoding into a CheckRequest then
+// requestFromCheck (what a server registered with the generated code pays), against
+// the codec's decodeCheckView then requestFromView (what Register's handler pays).
+func BenchmarkTranslateProto(b *testing.B) {
+	data, err := proto.Marshal(envoyLikeRequest())
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := &checkState{}
+	b.ReportAllocs()
+	for b.Loop() {
+		var cr authv3.CheckRequest
+		if err := proto.Unmarshal(data, &cr); err != nil {
+			b.Fatal(err)
+		}
+		if err := requestFromCheck(st, &cr, trustedNets, time.Now); err != nil {
+			b.Fatal(err)
+		}
+		st.reset()
+	}
+}
+
+func BenchmarkTranslateWire(b *testing.B) {
+	data, err := proto.Marshal(envoyLikeRequest())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, st := newCodec(), &checkState{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &checkWire{st: st}); err != nil {
+			b.Fatal(err)
+		}
+		if err := requestFromView(st, trustedNets, time.Now); err != nil {
+			b.Fatal(err)
+		}
+		st.reset()
+	}
 }

@@ -18,8 +18,10 @@ type vtMarshaler interface {
 }
 
 // codec marshals with the generated vtprotobuf code when the message has it and with
-// the standard proto codec otherwise; it unmarshals with the standard codec (Envoy's
-// protos ship no generated unmarshalling). The wire format is identical.
+// the standard proto codec otherwise. It unmarshals a Check call's request
+// (*checkWire, see Server.Register) with decodeCheckView, everything else with the
+// standard codec (Envoy's protos ship no generated unmarshalling). The wire format is
+// identical.
 type codec struct{ std encoding.CodecV2 }
 
 func newCodec() codec { return codec{std: encoding.GetCodecV2("proto")} }
@@ -46,7 +48,30 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.std.Unmarshal(data, v) }
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if w, ok := v.(*checkWire); ok {
+		return w.unmarshal(data)
+	}
+	return c.std.Unmarshal(data, v)
+}
+
+// checkWire is the request message of the Check handler registered by Server.Register:
+// the pooled state that decodeCheckView fills from the wire.
+type checkWire struct{ st *checkState }
+
+// unmarshal copies the message into the state's reusable buffer (gRPC reuses data's
+// buffers after Unmarshal returns) and decodes it. Strings are sliced from one string
+// copy of the message, so they stay valid after the state is reused.
+func (w *checkWire) unmarshal(data mem.BufferSlice) error {
+	st := w.st
+	n := data.Len()
+	if cap(st.wire) < n {
+		st.wire = make([]byte, n)
+	}
+	st.wire = st.wire[:n]
+	data.CopyTo(st.wire)
+	return decodeCheckView(&st.view, st.wire, string(st.wire))
+}
 
 // codecOption installs the codec on a server.
 func codecOption() grpc.ServerOption { return grpc.ForceServerCodecV2(newCodec()) }

@@ -37,6 +37,10 @@ type checkState struct {
 	req engine.Request
 	// vals backs the one-element value slices of req.Header.
 	vals []string
+	// view is the request as read from the CheckRequest (decoded message or wire).
+	view checkView
+	// wire is a reusable copy of the CheckRequest's wire bytes (decodeCheckView).
+	wire []byte
 	// body is a reusable copy buffer for string bodies.
 	body []byte
 	// generatedID is true when req.ID was generated here (no well-formed inbound id).
@@ -49,6 +53,11 @@ const maxPooledBody = 64 << 10
 // reset clears st for reuse and drops references to the previous request's strings.
 func (st *checkState) reset() {
 	st.req.Reset()
+	st.view.reset()
+	if cap(st.wire) > maxPooledBody {
+		st.wire = nil
+	}
+	st.wire = st.wire[:0]
 	clear(st.vals[:cap(st.vals)])
 	st.vals = st.vals[:0]
 	if cap(st.body) > maxPooledBody {
@@ -58,8 +67,15 @@ func (st *checkState) reset() {
 	st.generatedID = false
 }
 
-// requestFromCheck translates Envoy's CheckRequest into st.req. It is the inverse of
-// checkResponse and keeps Envoy types out of the engine. The rules:
+// requestFromCheck translates Envoy's CheckRequest into st.req (through st.view, as
+// requestFromView).
+func requestFromCheck(st *checkState, cr *authv3.CheckRequest, trusted []netip.Prefix, now func() time.Time) error {
+	viewFromCheck(&st.view, cr)
+	return requestFromView(st, trusted, now)
+}
+
+// requestFromView translates st.view, what Envoy's CheckRequest says, into st.req. It
+// is the inverse of checkResponse and keeps Envoy types out of the engine. The rules:
 //
 //   - ID: the x-request-id header when well formed, else a generated id
 //     (st.generatedID); never CheckRequest's http.id, which is Envoy's stream id.
@@ -85,35 +101,36 @@ func (st *checkState) reset() {
 //   - Route: context_extensions["route"], else route_metadata_context
 //     filter_metadata["portcullis"].route.
 //   - Received: request.time, else now().
-func requestFromCheck(st *checkState, cr *authv3.CheckRequest, trusted []netip.Prefix, now func() time.Time) error {
-	r := &st.req
+func requestFromView(st *checkState, trusted []netip.Prefix, now func() time.Time) error {
+	r, v := &st.req, &st.view
 	if r.Header == nil {
 		r.Header = make(http.Header, 16)
 	}
-	attrs := cr.GetAttributes()
-	h := attrs.GetRequest().GetHttp()
-	st.fillHeaders(h)
+	st.fillHeaders()
 	inbound := ""
-	if v := r.Header["X-Request-Id"]; len(v) > 0 {
-		inbound = v[0]
+	if h := r.Header["X-Request-Id"]; len(h) > 0 {
+		inbound = h[0]
 	}
 	r.ID = telemetry.RequestID(inbound)
 	st.generatedID = r.ID != inbound
-	r.Route = routeOf(attrs)
-	if t := attrs.GetRequest().GetTime(); t != nil {
-		r.Received = t.AsTime()
+	r.Route = v.routeExt
+	if r.Route == "" {
+		r.Route = v.routeMeta
+	}
+	if v.timeSet {
+		r.Received = time.Unix(v.seconds, int64(v.nanos)).UTC()
 	} else {
 		r.Received = now()
 	}
-	fillPeer(r, attrs, trusted)
-	if h == nil {
+	fillPeer(r, v, trusted)
+	if !v.hasHTTP {
 		return errNoHTTP
 	}
-	r.Method = h.GetMethod()
-	r.Host = h.GetHost()
-	r.Scheme = h.GetScheme()
-	st.fillBody(h)
-	raw := h.GetPath()
+	r.Method = v.method
+	r.Host = v.host
+	r.Scheme = v.scheme
+	st.fillBody()
+	raw := v.path
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw, r.RawQuery = raw[:i], raw[i+1:]
 	}
@@ -127,26 +144,23 @@ func requestFromCheck(st *checkState, cr *authv3.CheckRequest, trusted []netip.P
 }
 
 // fillHeaders copies Envoy's headers into st.req.Header with canonical keys.
-func (st *checkState) fillHeaders(h *authv3.AttributeContext_HttpRequest) {
+func (st *checkState) fillHeaders() {
 	hdr := st.req.Header
-	if hm := h.GetHeaderMap(); len(hm.GetHeaders()) > 0 {
-		for _, hv := range hm.GetHeaders() {
-			v := hv.GetValue()
-			if len(hv.GetRawValue()) > 0 {
-				v = string(hv.GetRawValue())
-			}
-			k := canonicalKey(hv.GetKey())
-			hdr[k] = append(hdr[k], v)
+	if hm := st.view.headerMap; len(hm) > 0 {
+		for _, hv := range hm {
+			k := canonicalKey(hv.key)
+			hdr[k] = append(hdr[k], hv.value)
 		}
 		return
 	}
-	m := h.GetHeaders()
+	m := st.view.headers
 	if cap(st.vals) < len(m) {
 		st.vals = make([]string, 0, len(m))
 	}
 	vals := st.vals[:len(m)]
 	i := 0
-	for k, v := range m {
+	for _, kv := range m {
+		k, v := kv.key, kv.value
 		ck := canonicalKey(k)
 		if prev, ok := hdr[ck]; ok { // mixed-case duplicates from a non-Envoy client
 			hdr[ck] = append(prev, v)
@@ -159,22 +173,22 @@ func (st *checkState) fillHeaders(h *authv3.AttributeContext_HttpRequest) {
 	st.vals = vals
 }
 
-// fillBody sets Body, HasBody and BodyTruncated (see requestFromCheck).
-func (st *checkState) fillBody(h *authv3.AttributeContext_HttpRequest) {
-	r := &st.req
+// fillBody sets Body, HasBody and BodyTruncated (see requestFromView).
+func (st *checkState) fillBody() {
+	r, h := &st.req, &st.view
 	partial, buffered := "", false
 	if v := r.Header[partialBodyHeader]; len(v) > 0 {
 		partial, buffered = v[0], true
 	}
 	switch {
-	case len(h.GetRawBody()) > 0:
-		r.Body = h.GetRawBody()
-	case h.GetBody() != "":
-		st.body = append(st.body[:0], h.GetBody()...)
+	case len(h.rawBody) > 0:
+		r.Body = h.rawBody
+	case h.body != "":
+		st.body = append(st.body[:0], h.body...)
 		r.Body = st.body
 	}
 	r.BodyTruncated = strings.EqualFold(strings.TrimSpace(partial), "true")
-	r.HasBody = len(r.Body) > 0 || buffered || declaredEmpty(r.Header, h.GetProtocol())
+	r.HasBody = len(r.Body) > 0 || buffered || declaredEmpty(r.Header, h.protocol)
 }
 
 // declaredEmpty reports whether the request has no body by its framing headers:
@@ -190,25 +204,15 @@ func declaredEmpty(h http.Header, protocol string) bool {
 }
 
 // fillPeer sets r.Peer from the source attributes.
-func fillPeer(r *engine.Request, attrs *authv3.AttributeContext, trusted []netip.Prefix) {
-	src := attrs.GetSource()
-	if a, err := netip.ParseAddr(src.GetAddress().GetSocketAddress().GetAddress()); err == nil {
+func fillPeer(r *engine.Request, v *checkView, trusted []netip.Prefix) {
+	if a, err := netip.ParseAddr(v.source); err == nil {
 		r.Peer.Direct = a.Unmap()
 	}
-	r.Peer.Principal = src.GetPrincipal()
-	r.Peer.TLS = r.Peer.Principal != "" || attrs.GetTlsSession() != nil
+	r.Peer.Principal = v.principal
+	r.Peer.TLS = r.Peer.Principal != "" || v.tls
 	if r.Peer.Direct.IsValid() {
 		r.Peer.IP = engine.ClientIP(r.Peer.Direct, r.Header["X-Forwarded-For"], trusted)
 	}
-}
-
-// routeOf returns the route named by context_extensions or route metadata ("": match).
-func routeOf(attrs *authv3.AttributeContext) string {
-	if v := attrs.GetContextExtensions()[RouteExtensionKey]; v != "" {
-		return v
-	}
-	md := attrs.GetRouteMetadataContext().GetFilterMetadata()[MetadataNamespace]
-	return md.GetFields()[RouteExtensionKey].GetStringValue()
 }
 
 // canonicalKey returns the canonical form of a header name, without allocating for

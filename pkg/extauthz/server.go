@@ -85,8 +85,38 @@ func New(o Options) *Server {
 	return s
 }
 
-// Register registers s as the Authorization service of g.
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+// Register registers s as the Authorization service of g. Its Check handler decodes
+// the request straight from the wire into the pooled per-call state (decodeCheckView)
+// instead of into an *authv3.CheckRequest; the answer is the same as Check's. Unary
+// interceptors see a *checkWire request.
+func (s *Server) Register(g *grpc.Server) { g.RegisterService(&checkService, s) }
+
+// checkService is envoy.service.auth.v3.Authorization with checkHandler. Its method
+// and service names are the generated descriptor's, so clients see no difference.
+var checkService = grpc.ServiceDesc{
+	ServiceName: "envoy.service.auth.v3.Authorization",
+	HandlerType: (*authv3.AuthorizationServer)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}},
+	Streams:     []grpc.StreamDesc{},
+	Metadata:    "envoy/service/auth/v3/external_auth.proto",
+}
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	s := srv.(*Server)
+	st := s.pool.Get().(*checkState)
+	defer s.release(st)
+	w := &checkWire{st: st}
+	if err := dec(w); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return s.check(ctx, st, requestFromView(st, s.trusted, s.now))
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, w, info, func(ctx context.Context, _ any) (any, error) {
+		return s.check(ctx, st, requestFromView(st, s.trusted, s.now))
+	})
+}
 
 // RegisterHealth registers the standard gRPC health service on g, reporting SERVING for
 // the server as a whole ("") and for envoy.service.auth.v3.Authorization. The caller
@@ -147,9 +177,14 @@ func recvLimit(maxBodyBytes int) int {
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	st := s.pool.Get().(*checkState)
 	defer s.release(st)
+	return s.check(ctx, st, requestFromCheck(st, req, s.trusted, s.now))
+}
+
+// check decides the request translated into st (translation error terr, if any).
+func (s *Server) check(ctx context.Context, st *checkState, terr error) (*authv3.CheckResponse, error) {
 	r := &st.req
 	var d engine.Decision
-	if err := requestFromCheck(st, req, s.trusted, s.now); err != nil {
+	if err := terr; err != nil {
 		d = invalidRequest(err)
 	} else {
 		d = s.engine.Decide(ctx, r)
