@@ -69,6 +69,9 @@ type prepared struct {
 	route    *Route
 	pipeline *Pipeline
 	stripped []string // lowercase identity header names removed from the request
+	// underscore: some header name has a '_' (hideCredentials looks for '_' spellings
+	// of hidden headers only then, instead of walking the headers again).
+	underscore bool
 }
 
 // Prepare strips inbound identity headers from r.Header, picks the route on the current
@@ -87,7 +90,7 @@ func (e *Engine) Prepare(r *Request) (bodyLimit int64) {
 		return 0
 	}
 	r.prep.table = t
-	r.prep.stripped = stripPrefixed(r.Header, t.prefix)
+	r.prep.stripped, r.prep.underscore = stripPrefixed(r.Header, t.prefix)
 	r.prep.route = t.Lookup(r)
 	if r.prep.route != nil {
 		r.prep.pipeline = r.prep.route.Pipeline
@@ -103,16 +106,18 @@ func (e *Engine) Prepare(r *Request) (bodyLimit int64) {
 // stripPrefixed deletes every header whose name starts with prefix (ASCII
 // case-insensitive, and with '_' standing for '-': CGI-style stacks such as PHP, WSGI
 // and Rack read X_Portcullis_Subject as X-Portcullis-Subject) and returns the removed
-// names in lowercase. It allocates only when it finds one.
-func stripPrefixed(h http.Header, prefix string) []string {
-	var removed []string
+// names in lowercase, and whether any remaining name contains '_'. It allocates only
+// when it finds one.
+func stripPrefixed(h http.Header, prefix string) (removed []string, underscore bool) {
 	for k := range h {
 		if hasIdentityPrefix(k, prefix) {
 			removed = append(removed, strings.ToLower(k))
 			delete(h, k)
+		} else if !underscore && strings.IndexByte(k, '_') >= 0 {
+			underscore = true
 		}
 	}
-	return removed
+	return removed, underscore
 }
 
 // hasIdentityPrefix reports whether name starts with the lowercase prefix, ignoring
@@ -345,7 +350,7 @@ func hideCredentials(r *Request, p *Pipeline, d *Decision) {
 			d.Upstream.Remove = append(d.Upstream.Remove, p.HideHeaders[i])
 		}
 	}
-	if len(p.HideHeaders) > 0 {
+	if len(p.HideHeaders) > 0 && (r.prep.underscore || !r.prep.done) {
 		hideUnderscoreSpellings(r, p, d)
 	}
 	if len(p.StripQuery) == 0 || r.RawQuery == "" {
