@@ -29,6 +29,10 @@ func newCodec() codec { return codec{std: encoding.GetCodecV2("proto")} }
 func (c codec) Name() string { return "proto" }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	if p, ok := v.(*pooledResponse); ok {
+		defer p.release() // marshalled: nothing reads the answer after this
+		v = &p.block.resp
+	}
 	m, ok := v.(vtMarshaler)
 	if !ok {
 		return c.std.Marshal(v)

@@ -36,7 +36,9 @@ const (
 
 const requestIDHeader = "x-request-id"
 
-// responseBlock holds the fixed parts of one CheckResponse in a single allocation.
+// responseBlock holds one CheckResponse and everything it points to, so that building
+// an answer allocates nothing once a block has been used: Register's handler takes
+// blocks from a pool and the codec returns each after marshalling it (pooledResponse).
 type responseBlock struct {
 	resp   authv3.CheckResponse
 	status statuspb.Status
@@ -49,7 +51,14 @@ type responseBlock struct {
 	vals   [6]structpb.Value
 	strs   [5]structpb.Value_StringValue
 	flag   structpb.Value_BoolValue
+	opts   headerOptions // backing of every HeaderValueOption
+	// backings of the answer's slices, reused across answers
+	headers, respHeaders []*corev3.HeaderValueOption
+	remove               []string
 }
+
+// maxPooledOptions bounds the header options a pooled block keeps.
+const maxPooledOptions = 64
 
 // headerOption is one HeaderValueOption with its HeaderValue, allocated together.
 type headerOption struct {
@@ -73,6 +82,14 @@ type headerOption struct {
 //   - dynamic_metadata on both: decision id, subject, auth method, route, allow, reason.
 func checkResponse(r *engine.Request, d *engine.Decision, generatedID bool) *authv3.CheckResponse {
 	b := &responseBlock{}
+	b.fill(r, d, generatedID)
+	return &b.resp
+}
+
+// fill makes b the answer for r and d (see checkResponse), reusing what b holds from
+// an earlier answer.
+func (b *responseBlock) fill(r *engine.Request, d *engine.Decision, generatedID bool) {
+	b.reset()
 	b.resp.Status = &b.status
 	b.resp.DynamicMetadata = b.metadata(r, d)
 	if d.Allow {
@@ -80,7 +97,24 @@ func checkResponse(r *engine.Request, d *engine.Decision, generatedID bool) *aut
 	} else {
 		b.deniedResponse(r, d)
 	}
-	return &b.resp
+}
+
+// reset clears b's answer, keeping its backing arrays (and its metadata map, whose six
+// keys every answer sets again).
+func (b *responseBlock) reset() {
+	b.resp.HttpResponse, b.resp.DynamicMetadata = nil, nil
+	b.status.Code, b.status.Message = 0, ""
+	ok := &b.okHTTP
+	ok.Headers, ok.HeadersToRemove, ok.QueryParametersToRemove, ok.ResponseHeadersToAdd = nil, nil, nil, nil
+	b.deny.Status, b.deny.Headers, b.deny.Body = nil, nil, ""
+	if cap(b.opts) > maxPooledOptions {
+		b.opts, b.headers, b.respHeaders = nil, nil, nil
+	}
+	clear(b.opts[:cap(b.opts)])
+	b.opts = b.opts[:0]
+	clear(b.headers[:cap(b.headers)])
+	clear(b.respHeaders[:cap(b.respHeaders)])
+	clear(b.remove[:cap(b.remove)])
 }
 
 func (b *responseBlock) okResponse(r *engine.Request, d *engine.Decision, generatedID bool) {
@@ -94,8 +128,8 @@ func (b *responseBlock) okResponse(r *engine.Request, d *engine.Decision, genera
 	if setID {
 		n += 2
 	}
-	opts := newHeaderOptions(n)
-	ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Upstream.Set)+1)
+	opts := b.options(n)
+	ok.Headers = b.headers[:0]
 	for _, hv := range d.Upstream.Set {
 		name := strings.ToLower(hv.Name)
 		ok.Headers = append(ok.Headers, opts.next(name, hv.Value, seen(ok.Headers, name)))
@@ -103,21 +137,28 @@ func (b *responseBlock) okResponse(r *engine.Request, d *engine.Decision, genera
 	if setID {
 		ok.Headers = append(ok.Headers, opts.next(requestIDHeader, r.ID, false))
 	}
-	if len(d.Upstream.Remove) > 0 {
-		ok.HeadersToRemove = make([]string, 0, len(d.Upstream.Remove))
+	b.headers = ok.Headers
+	if len(ok.Headers) == 0 {
+		ok.Headers = nil
 	}
+	rm := b.remove[:0]
 	for _, name := range d.Upstream.Remove {
 		if !setsHeader(d.Upstream.Set, name) {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+			rm = append(rm, name)
 		}
 	}
-	ok.QueryParametersToRemove = d.Upstream.RemoveQuery
-	if setID || len(d.Response) > 0 {
-		ok.ResponseHeadersToAdd = make([]*corev3.HeaderValueOption, 0, headerCount(d.Response)+1)
+	b.remove = rm
+	if len(rm) > 0 {
+		ok.HeadersToRemove = rm
 	}
-	ok.ResponseHeadersToAdd = appendHeaders(opts, ok.ResponseHeadersToAdd, d.Response)
+	ok.QueryParametersToRemove = d.Upstream.RemoveQuery
+	rh := appendHeaders(opts, b.respHeaders[:0], d.Response)
 	if setID {
-		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, opts.next(requestIDHeader, r.ID, false))
+		rh = append(rh, opts.next(requestIDHeader, r.ID, false))
+	}
+	b.respHeaders = rh
+	if len(rh) > 0 {
+		ok.ResponseHeadersToAdd = rh
 	}
 }
 
@@ -130,12 +171,12 @@ func (b *responseBlock) deniedResponse(r *engine.Request, d *engine.Decision) {
 	b.code.Code = httpStatus(d.Status)
 	deny.Status = &b.code
 	n := headerCount(d.Response) + 2
-	opts := newHeaderOptions(n)
-	deny.Headers = make([]*corev3.HeaderValueOption, 0, n)
-	deny.Headers = appendHeaders(opts, deny.Headers, d.Response)
+	opts := b.options(n)
+	deny.Headers = appendHeaders(opts, b.headers[:0], d.Response)
 	deny.Headers = append(deny.Headers,
 		opts.next("content-type", "application/json", false),
 		opts.next(requestIDHeader, r.ID, false))
+	b.headers = deny.Headers
 	deny.Body = errorBody(d.Message, d.Reason, r.ID)
 }
 
@@ -161,7 +202,9 @@ func (b *responseBlock) metadata(r *engine.Request, d *engine.Decision) *structp
 	if d.Identity != nil {
 		subject, method = d.Identity.Subject, d.Identity.Method
 	}
-	b.md.Fields = make(map[string]*structpb.Value, len(b.vals))
+	if b.md.Fields == nil {
+		b.md.Fields = make(map[string]*structpb.Value, len(b.vals))
+	}
 	for i, kv := range [...]struct{ k, v string }{
 		{MetadataDecisionID, r.ID}, {MetadataSubject, subject}, {MetadataAuthMethod, method},
 		{MetadataRoute, d.Route}, {MetadataReason, d.Reason},
@@ -179,9 +222,12 @@ func (b *responseBlock) metadata(r *engine.Request, d *engine.Decision) *structp
 // headerOptions hands out HeaderValueOptions from one backing slice.
 type headerOptions []headerOption
 
-func newHeaderOptions(n int) *headerOptions {
-	o := make(headerOptions, 0, n)
-	return &o
+// options returns b's option backing with room for n options.
+func (b *responseBlock) options(n int) *headerOptions {
+	if cap(b.opts) < n {
+		b.opts = make(headerOptions, 0, n)
+	}
+	return &b.opts
 }
 
 // next returns a filled option; append is explicit (ENVOY.md §3 rule 1). When the

@@ -61,6 +61,7 @@ type Server struct {
 	logger  *zap.Logger
 	now     func() time.Time
 	pool    sync.Pool // *checkState
+	answers sync.Pool // *pooledResponse
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -82,6 +83,7 @@ func New(o Options) *Server {
 		s.now = time.Now
 	}
 	s.pool.New = func() any { return &checkState{} }
+	s.answers.New = func() any { return &pooledResponse{put: func(p *pooledResponse) { s.answers.Put(p) }} }
 	return s
 }
 
@@ -109,14 +111,33 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	if err := dec(w); err != nil {
 		return nil, err
 	}
+	handle := func(ctx context.Context, _ any) (any, error) {
+		d, err := s.decide(ctx, st, requestFromView(st, s.trusted, s.now))
+		if err != nil {
+			return nil, err
+		}
+		p := s.answers.Get().(*pooledResponse)
+		p.block.fill(&st.req, &d, st.generatedID)
+		return p, nil
+	}
 	if interceptor == nil {
-		return s.check(ctx, st, requestFromView(st, s.trusted, s.now))
+		return handle(ctx, nil)
 	}
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
-	return interceptor(ctx, w, info, func(ctx context.Context, _ any) (any, error) {
-		return s.check(ctx, st, requestFromView(st, s.trusted, s.now))
-	})
+	return interceptor(ctx, w, info, handle)
 }
+
+// pooledResponse is a Check answer built in a reused responseBlock. The codec marshals
+// it like the CheckResponse it holds and then returns it to its pool: nothing of an
+// answer is allocated per call once the pool is warm. gRPC reads a unary reply only to
+// marshal it (a stats handler or binary log would see this type, not a proto message;
+// Portcullis installs neither).
+type pooledResponse struct {
+	block responseBlock
+	put   func(*pooledResponse) // returns it to its pool
+}
+
+func (p *pooledResponse) release() { p.put(p) }
 
 // RegisterHealth registers the standard gRPC health service on g, reporting SERVING for
 // the server as a whole ("") and for envoy.service.auth.v3.Authorization. The caller
@@ -177,11 +198,16 @@ func recvLimit(maxBodyBytes int) int {
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	st := s.pool.Get().(*checkState)
 	defer s.release(st)
-	return s.check(ctx, st, requestFromCheck(st, req, s.trusted, s.now))
+	d, err := s.decide(ctx, st, requestFromCheck(st, req, s.trusted, s.now))
+	if err != nil {
+		return nil, err
+	}
+	return checkResponse(&st.req, &d, st.generatedID), nil
 }
 
-// check decides the request translated into st (translation error terr, if any).
-func (s *Server) check(ctx context.Context, st *checkState, terr error) (*authv3.CheckResponse, error) {
+// decide decides the request translated into st (translation error terr, if any),
+// logs and audits it, or returns the gRPC error Check answers instead.
+func (s *Server) decide(ctx context.Context, st *checkState, terr error) (engine.Decision, error) {
 	r := &st.req
 	var d engine.Decision
 	if err := terr; err != nil {
@@ -192,10 +218,10 @@ func (s *Server) check(ctx context.Context, st *checkState, terr error) (*authv3
 	switch d.Reason {
 	case "engine.not_ready":
 		s.logger.Debug("check before the first configuration", zap.String("request_id", r.ID))
-		return nil, status.Error(codes.Unavailable, "portcullis: no configuration loaded")
+		return d, status.Error(codes.Unavailable, "portcullis: no configuration loaded")
 	case "engine.canceled":
 		if err := ctx.Err(); err != nil {
-			return nil, status.FromContextError(err).Err()
+			return d, status.FromContextError(err).Err()
 		}
 	}
 	if s.log != nil {
@@ -204,7 +230,7 @@ func (s *Server) check(ctx context.Context, st *checkState, terr error) (*authv3
 	if !d.Allow && s.audit != nil {
 		s.audit.Deny(frontend, r, &d)
 	}
-	return checkResponse(r, &d, st.generatedID), nil
+	return d, nil
 }
 
 func (s *Server) release(st *checkState) {

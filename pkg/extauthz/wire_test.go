@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/portcullis/portcullis/pkg/engine"
 )
 
 // wireSeeds are encoded CheckRequests: every request case, pairs of them concatenated
@@ -215,4 +217,53 @@ func nest(payload []byte, nums ...protowire.Number) []byte {
 		payload = protowire.AppendBytes(protowire.AppendTag(nil, n, protowire.BytesType), payload)
 	}
 	return payload
+}
+
+// A pooled response block reused across answers (Register's path) gives each time the
+// answer a fresh block gives: nothing of an earlier answer leaks into a later one.
+func TestResponseBlockReuse(t *testing.T) {
+	cases := responseCases()
+	names := slices.Sorted(maps.Keys(cases))
+	var reused responseBlock
+	for round := range 3 {
+		for i := range names {
+			// Each round visits the cases in another order.
+			c := cases[names[(i*(round+1)+round)%len(names)]]
+			r := &engine.Request{ID: c.id}
+			reused.fill(r, &c.d, c.generated)
+			want := checkResponse(r, &c.d, c.generated)
+			if !proto.Equal(&reused.resp, want) {
+				t.Fatalf("round %d, %s: reused block\n%v\nfresh\n%v", round, names[i], &reused.resp, want)
+			}
+		}
+	}
+}
+
+// The codec marshals a pooled answer as its CheckResponse and returns it to its pool.
+func TestCodecMarshalsAndReleasesPooledResponse(t *testing.T) {
+	c := responseCases()["allow"]
+	released := 0
+	p := &pooledResponse{put: func(*pooledResponse) { released++ }}
+	p.block.fill(&engine.Request{ID: c.id}, &c.d, false)
+	want, err := proto.Marshal(&p.block.resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := newCodec().Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b authv3.CheckResponse
+	if err := proto.Unmarshal(got.Materialize(), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.Unmarshal(want, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&a, &b) {
+		t.Fatalf("marshalled %v, want %v", &a, &b)
+	}
+	if released != 1 {
+		t.Fatalf("the answer was returned to its pool %d times, want once", released)
+	}
 }
