@@ -81,6 +81,7 @@ func readLoad(r io.Reader) ([]loadRun, error) {
 type goBench struct {
 	nsPerOp, allocs float64
 	count           int
+	metrics         map[string]float64 // custom units (b.ReportMetric), medians
 }
 
 // readGoBench reads `go test -bench -benchmem` output and returns the medians of
@@ -88,6 +89,7 @@ type goBench struct {
 func readGoBench(r io.Reader) (map[string]goBench, error) {
 	ns := map[string][]float64{}
 	allocs := map[string][]float64{}
+	metrics := map[string]map[string][]float64{}
 	pkg := ""
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -105,6 +107,12 @@ func readGoBench(r io.Reader) (map[string]goBench, error) {
 		if al >= 0 {
 			allocs[key] = append(allocs[key], al)
 		}
+		for unit, v := range benchMetrics(line) {
+			if metrics[key] == nil {
+				metrics[key] = map[string][]float64{}
+			}
+			metrics[key][unit] = append(metrics[key][unit], v)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read go benchmarks: %w", err)
@@ -114,6 +122,12 @@ func readGoBench(r io.Reader) (map[string]goBench, error) {
 		b := goBench{nsPerOp: median(v), allocs: -1, count: len(v)}
 		if a := allocs[k]; len(a) > 0 {
 			b.allocs = median(a)
+		}
+		for unit, vs := range metrics[k] {
+			if b.metrics == nil {
+				b.metrics = map[string]float64{}
+			}
+			b.metrics[unit] = median(vs)
 		}
 		out[k] = b
 	}
@@ -148,6 +162,29 @@ func parseBenchLine(line string) (name string, nsOp, allocs float64, ok bool) {
 		}
 	}
 	return name, nsOp, allocs, found
+}
+
+// benchMetrics returns the custom metrics of a benchmark line (value-unit pairs other
+// than ns/op, B/op, allocs/op and MB/s).
+func benchMetrics(line string) map[string]float64 {
+	f := strings.Fields(line)
+	var m map[string]float64
+	for i := 2; i+1 < len(f); i++ {
+		switch f[i+1] {
+		case "ns/op", "B/op", "allocs/op", "MB/s":
+			continue
+		}
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil || !strings.ContainsAny(f[i+1], "/-") {
+			continue
+		}
+		if m == nil {
+			m = map[string]float64{}
+		}
+		m[f[i+1]] = v
+		i++
+	}
+	return m
 }
 
 func median(v []float64) float64 {
