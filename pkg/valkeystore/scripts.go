@@ -2,43 +2,56 @@ package valkeystore
 
 import "github.com/valkey-io/valkey-go"
 
-// gcraScript makes one GCRA decision atomically on the server, mirroring store.GCRA.
+// gcraScript makes a batch of GCRA decisions for one key atomically on the server,
+// mirroring store.GCRA applied to each cost in order at one instant: an admitted cost
+// advances the TAT, a refused one changes nothing, exactly as that many sequential
+// single decisions at the same time would. A batch of one is today's single decision.
 //
-// Time is the server's (TIME), in microseconds, so replicas with skewed clocks agree;
-// Redis 7 and Valkey replicate scripts by effects, so calling TIME before a write is
-// allowed. The TAT is stored rounded up to a whole microsecond (stricter by at most
-// 1µs per request) and expires when the key becomes idle.
+// Time is the server's (TIME), read once per batch, in microseconds, so replicas with
+// skewed clocks agree; Redis 7 and Valkey replicate scripts by effects, so calling TIME
+// before a write is allowed. The TAT is kept rounded up to a whole microsecond after
+// every admission (stricter by at most 1µs per request), written once at the end, and
+// expires when the key becomes idle.
 //
 // KEYS[1] the limit key; ARGV[1] emission interval in nanoseconds; ARGV[2] burst;
-// ARGV[3] cost. Returns {allowed 0|1, remaining, retry_after_us, reset_after_us}.
+// ARGV[3..] the costs in arrival order. Returns 4 integers per cost, in order:
+// {allowed 0|1, remaining, retry_after_us, reset_after_us}.
 const gcraSource = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1]) / 1000
 local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
 local tau = burst * interval
-local base = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
-if base < now then base = now end
-local function remaining(tat)
-  local r = math.floor((now + tau - tat) / interval + 1e-9)
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
+local function remaining(x)
+  local r = math.floor((now + tau - x) / interval + 1e-9)
   if r < 0 then return 0 end
   return r
 end
-if cost > burst then
-  local reset = base - now
-  return {0, remaining(base), math.ceil(math.max(reset, interval)), math.ceil(reset)}
+local out = {}
+local o = 0
+local admitted = false
+for i = 3, #ARGV do
+  local cost = tonumber(ARGV[i])
+  local base = tat
+  if base < now then base = now end
+  local nxt = base + cost * interval
+  if cost > burst then
+    local reset = base - now
+    out[o+1], out[o+2], out[o+3], out[o+4] = 0, remaining(base), math.ceil(math.max(reset, interval)), math.ceil(reset)
+  elseif now < nxt - tau then
+    out[o+1], out[o+2], out[o+3], out[o+4] = 0, remaining(base), math.ceil(nxt - tau - now), math.ceil(base - now)
+  else
+    tat = math.ceil(nxt)
+    admitted = true
+    out[o+1], out[o+2], out[o+3], out[o+4] = 1, remaining(nxt), 0, tat - now
+  end
+  o = o + 4
 end
-local nxt = base + cost * interval
-local allow_at = nxt - tau
-if now < allow_at then
-  return {0, remaining(base), math.ceil(allow_at - now), math.ceil(base - now)}
+if admitted and tat > now then
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
 end
-local stored = math.ceil(nxt)
-if stored > now then
-  redis.call('SET', KEYS[1], string.format('%.0f', stored), 'PX', math.ceil((stored - now) / 1000))
-end
-return {1, remaining(nxt), 0, stored - now}
+return out
 `
 
 // incrSource increments a counter and starts its window on the first increment

@@ -2,12 +2,33 @@
 // replicas that must share limits, counters, once-sets and bans. It is the only
 // package that imports valkey-go.
 //
-// Every rate-limit decision is one server-side Lua script (EVALSHA, falling back to
-// EVAL once after a server restart), so a decision is atomic and costs one round trip;
-// concurrent calls share connections through valkey-go's auto-pipelining. The script
-// reads the server's clock (TIME), not the caller's: replicas with skewed clocks still
-// agree, at the price of trusting one server clock (a failover to a replica whose
-// clock differs shifts every key's state by the skew, once).
+// Rate-limit decisions are made by a server-side Lua script (EVALSHA, falling back to
+// EVAL once after a server restart), so they are atomic; concurrent calls share
+// connections through valkey-go's auto-pipelining. The script reads the server's clock
+// (TIME), not the caller's: replicas with skewed clocks still agree, at the price of
+// trusting one server clock (a failover to a replica whose clock differs shifts every
+// key's state by the skew, once).
+//
+// # Coalescing
+//
+// Take keeps at most one script call in flight per key and limit. A Take on a key with
+// no call in flight sends its call at once (no added latency when uncontended). Takes
+// arriving while a call is in flight join the key's pending batch, and when the call
+// returns the batch goes out as one call, made by one of its members, which then hands
+// the results to the others; and so on. A batch holds at most 256 decisions: a Take
+// that finds it full sends its own call. The script applies GCRA to the batch's costs
+// in arrival order against one reading of the server's clock, exactly as that many
+// sequential decisions at that instant would, so coalescing never changes what is
+// admitted; it only saves round trips and server work on hot keys. A contended Take
+// waits for at most the call in flight plus its own batch's call.
+//
+// A batch call runs under its own context (Options.Timeout, detached from every
+// caller), so one caller giving up does not fail the others, and a failed call fails
+// every decision in it (the Guard then applies each caller's policy). Each caller
+// still waits only until its own context, with Timeout applied, is done, except the
+// member making its batch's call, which waits for that call (at most Timeout). A
+// caller that gives up before its batch is sent is withdrawn (its cost becomes 0); one
+// that gives up after may still be counted, as with any timeout after sending.
 //
 // Keys are PREFIX + kind + ":{" + scope + "}" + rest, where scope is the caller's key
 // up to its first ':' (filters put the limit's name there). The braces are a cluster
@@ -88,6 +109,7 @@ type Store struct {
 	timeout  time.Duration
 	banCache time.Duration
 	clock    func() time.Time
+	rl       *coalescer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -117,6 +139,7 @@ func New(o Options) (*Store, error) {
 	if s.clock == nil {
 		s.clock = time.Now
 	}
+	s.rl = newCoalescer(s.c, s.timeout)
 	return s, nil
 }
 
@@ -191,24 +214,18 @@ func (s *Store) key(kind, key string) string {
 	return b.String()
 }
 
-// Take implements store.Limiter with one GCRA script call.
+// Take implements store.Limiter: one GCRA decision, coalesced with the concurrent
+// decisions on the same key and limit into one script call (see the package doc).
 func (s *Store) Take(ctx context.Context, key string, cost uint64, lim store.Limit) (store.Result, error) {
 	if !lim.Valid() {
 		return store.Result{}, store.ErrInvalidLimit
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	args := []string{
-		strconv.FormatInt(int64(lim.Interval()), 10),
-		strconv.FormatUint(lim.EffectiveBurst(), 10),
-		strconv.FormatUint(cost, 10),
-	}
-	v, err := gcraScript.Exec(ctx, s.c, []string{s.key("rl", key)}, args).AsIntSlice()
+	lk := limitKey{key: s.key("rl", key), interval: int64(lim.Interval()), burst: lim.EffectiveBurst()}
+	v, err := s.rl.take(ctx, lk, cost)
 	if err != nil {
 		return store.Result{}, fmt.Errorf("valkey take: %w", err)
-	}
-	if len(v) != 4 {
-		return store.Result{}, fmt.Errorf("valkey take: script returned %d values, want 4", len(v))
 	}
 	return store.Result{
 		Allowed:    v[0] == 1,

@@ -230,3 +230,43 @@ func BenchmarkTake64(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkTakeHotKey: 32 goroutines per GOMAXPROCS take from one key, the case that
+// coalescing serves (a per-route limit every request hits).
+func BenchmarkTakeHotKey(b *testing.B) {
+	s := newStore(b, redisharness.Start(b), nil)
+	ctx := context.Background()
+	lim := store.Limit{Rate: 100_000_000, Period: time.Second}
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Take(ctx, "bench:hot", 1, lim); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkTakeDistinctKeys: the same load on a key per goroutine, where nothing
+// coalesces (the cost of the coalescer's bookkeeping).
+func BenchmarkTakeDistinctKeys(b *testing.B) {
+	s := newStore(b, redisharness.Start(b), nil)
+	ctx := context.Background()
+	lim := store.Limit{Rate: 100_000_000, Period: time.Second}
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var seq atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		key := "bench:" + strconv.FormatInt(seq.Add(1), 10)
+		for pb.Next() {
+			if _, err := s.Take(ctx, key, 1, lim); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

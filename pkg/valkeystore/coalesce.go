@@ -1,0 +1,231 @@
+package valkeystore
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+)
+
+// maxBatch caps the decisions one script call carries. A Take that finds its key's
+// pending batch full sends its own call at once, outside the chain.
+const maxBatch = 256
+
+// argCosts is the index of the first cost in a script's ARGV (after interval, burst).
+const argCosts = 2
+
+// coalescerShards spreads keys over this many locks, so unrelated keys rarely contend.
+const coalescerShards = 16
+
+// limitKey identifies the decisions that may share one script call: one server key
+// under one limit. key is the fresh string from Store.key, never the caller's buffer.
+type limitKey struct {
+	key      string
+	interval int64
+	burst    uint64
+}
+
+// coalescer keeps at most one script call in flight per limitKey. A decision on a key
+// with no call in flight is sent at once; decisions arriving meanwhile join the key's
+// pending batch, and when the call returns the pending batch goes out as one call,
+// made by the first of its members to take the batch's lead token. The mutexes guard
+// only the maps and the batches' bookkeeping; no lock is held across a call.
+type coalescer struct {
+	client  valkey.Client
+	timeout time.Duration // bounds a batch call, detached from every caller
+	seed    maphash.Seed
+	shards  [coalescerShards]coalescerShard
+	calls   atomic.Int64 // script calls made, for tests
+}
+
+type coalescerShard struct {
+	mu sync.Mutex
+	// inflight holds the keys with a call in flight, each with its pending batch (nil
+	// while none); a key leaves it when a call returns with nothing pending.
+	inflight map[limitKey]*batch
+	_        [48]byte // keeps shards on separate cache lines
+}
+
+// batch is the decisions waiting to share one call. Until its turn (the previous call
+// for the key returned) it is its key's pending batch and accepts members; then one
+// member takes lead, makes the call, stores vals or err and closes done.
+type batch struct {
+	args    *[]string // interval, burst, then one cost per member (pooled)
+	n       int       // members joined
+	waiting int       // members that have not given up
+	turn    bool      // its call may start; no member joins any more
+	lead    chan struct{}
+	done    chan struct{}
+	vals    []int64 // 4 per member, valid after done
+	err     error
+}
+
+// argsPool recycles batches' argument slices.
+var argsPool = sync.Pool{New: func() any { s := make([]string, 0, 16); return &s }}
+
+func newCoalescer(client valkey.Client, timeout time.Duration) *coalescer {
+	c := &coalescer{client: client, timeout: timeout, seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].inflight = make(map[limitKey]*batch)
+	}
+	return c
+}
+
+// send makes one gcraScript call for key with ARGV args (a direct call, so that args
+// can stay on the caller's stack).
+func (c *coalescer) send(ctx context.Context, key string, args []string) ([]int64, error) {
+	c.calls.Add(1)
+	return gcraScript.Exec(ctx, c.client, []string{key}, args).AsIntSlice()
+}
+
+func (c *coalescer) shard(key string) *coalescerShard {
+	return &c.shards[maphash.String(c.seed, key)%coalescerShards]
+}
+
+// take makes one decision of cost on lk and returns its 4 script integers. It waits at
+// most until ctx is done; an error is the call's or ctx's.
+func (c *coalescer) take(ctx context.Context, lk limitKey, cost uint64) ([4]int64, error) {
+	sh := c.shard(lk.key)
+	costArg := strconv.FormatUint(cost, 10) // small costs do not allocate
+	sh.mu.Lock()
+	b, busy := sh.inflight[lk]
+	switch {
+	case !busy: // nothing in flight: send at once
+		sh.inflight[lk] = nil
+		sh.mu.Unlock()
+		v, err := c.single(ctx, lk, costArg)
+		c.handOff(sh, lk)
+		return v, err
+	case b == nil:
+		b = newBatch(lk)
+		sh.inflight[lk] = b
+	case b.n == maxBatch:
+		sh.mu.Unlock()
+		return c.single(ctx, lk, costArg)
+	}
+	i := b.n
+	b.n++
+	b.waiting++
+	*b.args = append(*b.args, costArg)
+	sh.mu.Unlock()
+	return c.wait(ctx, sh, lk, b, i)
+}
+
+func newBatch(lk limitKey) *batch {
+	args := argsPool.Get().(*[]string)
+	*args = append((*args)[:0], strconv.FormatInt(lk.interval, 10), strconv.FormatUint(lk.burst, 10))
+	return &batch{args: args, lead: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// single makes a call for one decision under the caller's ctx.
+func (c *coalescer) single(ctx context.Context, lk limitKey, costArg string) ([4]int64, error) {
+	args := []string{strconv.FormatInt(lk.interval, 10), strconv.FormatUint(lk.burst, 10), costArg}
+	v, err := c.send(ctx, lk.key, args)
+	if err != nil {
+		return [4]int64{}, err
+	}
+	if len(v) != 4 {
+		return [4]int64{}, fmt.Errorf("script returned %d values, want 4", len(v))
+	}
+	return [4]int64(v), nil
+}
+
+// wait waits for member i's result, making the batch's call if it takes the lead.
+func (c *coalescer) wait(ctx context.Context, sh *coalescerShard, lk limitKey, b *batch, i int) ([4]int64, error) {
+	select {
+	case <-b.lead:
+		c.call(ctx, sh, lk, b)
+	case <-b.done:
+	case <-ctx.Done():
+		c.abandon(sh, lk, b, i)
+		return [4]int64{}, ctx.Err()
+	}
+	if b.err != nil {
+		return [4]int64{}, b.err
+	}
+	return [4]int64(b.vals[4*i : 4*i+4]), nil
+}
+
+// call makes b's script call, passes the key's turn on, and releases the members. The
+// call runs under a context of its own when others wait on it, so that one caller
+// giving up does not fail the rest.
+func (c *coalescer) call(ctx context.Context, sh *coalescerShard, lk limitKey, b *batch) {
+	sh.mu.Lock()
+	alone := b.waiting == 1
+	sh.mu.Unlock()
+	if !alone {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+	}
+	vals, err := c.send(ctx, lk.key, *b.args)
+	if err == nil && len(vals) != 4*b.n {
+		err = fmt.Errorf("script returned %d values for %d decisions", len(vals), b.n)
+	}
+	c.handOff(sh, lk)
+	releaseArgs(b)
+	b.vals, b.err = vals, err
+	close(b.done)
+}
+
+// handOff is called when lk's call returned (or its batch was dropped): the pending
+// batch, if any member still waits on it, gets the turn; else lk leaves the map.
+func (c *coalescer) handOff(sh *coalescerShard, lk limitKey) {
+	sh.mu.Lock()
+	next := sh.inflight[lk]
+	if next == nil || next.waiting == 0 {
+		// Nothing pending, or only members that gave up (their costs are zeroed):
+		// dropping that batch changes nothing on the server.
+		delete(sh.inflight, lk)
+		sh.mu.Unlock()
+		if next != nil {
+			releaseArgs(next)
+		}
+		return
+	}
+	sh.inflight[lk] = nil
+	next.turn = true
+	next.lead <- struct{}{} // buffered and empty: never blocks; sent under mu for abandon
+	sh.mu.Unlock()
+}
+
+// abandon withdraws member i, whose context is done, from b. Before the turn its cost
+// becomes 0 (a cost of 0 only reports the state); after it the call may already count
+// it. The last member to leave a batch whose lead nobody took drops the batch.
+func (c *coalescer) abandon(sh *coalescerShard, lk limitKey, b *batch, i int) {
+	sh.mu.Lock()
+	b.waiting--
+	if !b.turn {
+		(*b.args)[argCosts+i] = "0"
+		sh.mu.Unlock()
+		return
+	}
+	if b.waiting == 0 {
+		select {
+		case <-b.lead: // nobody will make the call
+			sh.mu.Unlock()
+			releaseArgs(b)
+			c.handOff(sh, lk)
+			return
+		default:
+		}
+	}
+	sh.mu.Unlock()
+}
+
+// releaseArgs returns b's arguments to the pool; only the member that made (or
+// dropped) b's call calls it, after which nothing reads them.
+func releaseArgs(b *batch) {
+	args := b.args
+	b.args = nil
+	if cap(*args) > 4*maxBatch {
+		return
+	}
+	clear(*args)
+	argsPool.Put(args)
+}

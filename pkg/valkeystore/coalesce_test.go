@@ -1,0 +1,216 @@
+package valkeystore
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/pkg/store"
+	"github.com/portcullis/portcullis/test/redisharness"
+)
+
+// TestBatchScriptMatchesReference sends one batch of costs to the script and checks
+// every decision against sequential store.GCRA calls at one instant, then that the
+// stored TAT makes a following single Take agree with the reference too. T is a whole
+// number of seconds, so the script's microseconds are exact.
+func TestBatchScriptMatchesReference(t *testing.T) {
+	s := newStore(t, redisharness.Start(t), nil)
+	ctx := context.Background()
+	lim := store.Limit{Rate: 4, Period: time.Hour, Burst: 4} // T = 15min
+	tests := []struct {
+		name  string
+		costs []uint64
+	}{
+		{"refusal in the middle", []uint64{1, 1, 3, 1}},
+		{"above burst first", []uint64{5, 1}},
+		{"zero costs report", []uint64{0, 4, 0, 1}},
+		{"exhausted", []uint64{2, 2, 2}},
+		{"single", []uint64{3}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "batch:" + strconv.Itoa(i)
+			args := []string{strconv.FormatInt(int64(lim.Interval()), 10), strconv.FormatUint(lim.EffectiveBurst(), 10)}
+			for _, c := range tc.costs {
+				args = append(args, strconv.FormatUint(c, 10))
+			}
+			vals, err := s.rl.send(ctx, s.key("rl", key), args)
+			if err != nil || len(vals) != 4*len(tc.costs) {
+				t.Fatalf("script: %v %v", vals, err)
+			}
+			const now = int64(1_000_000 * time.Hour)
+			tat := int64(0)
+			for j, c := range tc.costs {
+				var want store.Result
+				tat, want = store.GCRA(tat, now, c, lim)
+				got := [4]int64(vals[4*j : 4*j+4])
+				if got != resultInts(want) {
+					t.Errorf("cost %d (#%d): script %v, reference %v", c, j, got, resultInts(want))
+				}
+			}
+			// The next single decision (the server's clock moved by far less than T).
+			_, want := store.GCRA(tat, now, 1, lim)
+			got, err := s.Take(ctx, key, 1, lim)
+			if err != nil || got.Allowed != want.Allowed || got.Remaining != want.Remaining {
+				t.Fatalf("following Take: %+v %v, reference %+v", got, err, want)
+			}
+		})
+	}
+}
+
+// resultInts is r as the script reports it.
+func resultInts(r store.Result) [4]int64 {
+	allowed := int64(0)
+	if r.Allowed {
+		allowed = 1
+	}
+	return [4]int64{allowed, int64(r.Remaining), r.RetryAfter.Microseconds(), r.ResetAfter.Microseconds()}
+}
+
+// TestCoalescingHotKey: 64 goroutines take from one key; far fewer script calls than
+// Takes are made, and exactly the burst is admitted (no refill: N per hour).
+func TestCoalescingHotKey(t *testing.T) {
+	s := newStore(t, redisharness.Start(t), nil)
+	const n = 500
+	lim := store.Limit{Rate: n, Period: time.Hour, Burst: n}
+	admitted, failures := hammer(s, []string{"hot:k"}, 64, 4*n, lim)
+	calls := s.rl.calls.Load()
+	t.Logf("%d Takes, %d script calls, %d admitted", 4*n, calls, admitted["hot:k"])
+	if failures != 0 {
+		t.Fatalf("%d failures", failures)
+	}
+	if admitted["hot:k"] != n {
+		t.Fatalf("admitted %d, want exactly %d", admitted["hot:k"], n)
+	}
+	if calls*2 > 4*n {
+		t.Fatalf("%d script calls for %d Takes: no coalescing", calls, 4*n)
+	}
+	assertIdle(t, s)
+}
+
+// TestDistinctKeysNotBatched: concurrent Takes on several keys; each key admits
+// exactly its own burst (a call carrying another key's decisions would apply them to
+// one key and break the count).
+func TestDistinctKeysNotBatched(t *testing.T) {
+	s := newStore(t, redisharness.Start(t), nil)
+	const n = 50
+	lim := store.Limit{Rate: n, Period: time.Hour, Burst: n}
+	keys := []string{"dk:a", "dk:b", "dk:c", "dk:d", "other:a", "other:b"}
+	admitted, failures := hammer(s, keys, 64, 4*n*len(keys), lim)
+	if failures != 0 {
+		t.Fatalf("%d failures", failures)
+	}
+	for _, k := range keys {
+		if admitted[k] != n {
+			t.Errorf("%s admitted %d, want %d", k, admitted[k], n)
+		}
+	}
+	if calls := s.rl.calls.Load(); calls < int64(len(keys)) {
+		t.Fatalf("%d script calls for %d keys", calls, len(keys))
+	}
+	assertIdle(t, s)
+}
+
+// hammer runs total Takes of cost 1 from goroutines, spread round-robin over keys,
+// and returns the admitted count per key and the number of failed Takes.
+func hammer(s *Store, keys []string, goroutines, total int, lim store.Limit) (map[string]int, int) {
+	counts := make([]atomic.Int64, len(keys))
+	var next, failures atomic.Int64
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(total); i = next.Add(1) - 1 {
+				k := int(i) % len(keys)
+				res, err := s.Take(context.Background(), keys[k], 1, lim)
+				switch {
+				case err != nil:
+					failures.Add(1)
+				case res.Allowed:
+					counts[k].Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	admitted := make(map[string]int, len(keys))
+	for i, k := range keys {
+		admitted[k] = int(counts[i].Load())
+	}
+	return admitted, int(failures.Load())
+}
+
+// assertIdle fails unless the coalescer holds no key (nothing in flight).
+func assertIdle(t *testing.T, s *Store) {
+	t.Helper()
+	for i := range s.rl.shards {
+		sh := &s.rl.shards[i]
+		sh.mu.Lock()
+		n := len(sh.inflight)
+		sh.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("shard %d still holds %d keys", i, n)
+		}
+	}
+}
+
+// coalescerState reports whether key has a call in flight under lim and how many
+// Takes its pending batch holds.
+func coalescerState(s *Store, key string, lim store.Limit) (inflight bool, pending int) {
+	lk := limitKey{key: s.key("rl", key), interval: int64(lim.Interval()), burst: lim.EffectiveBurst()}
+	sh := s.rl.shard(lk.key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b, ok := sh.inflight[lk]
+	if b != nil {
+		pending = b.n
+	}
+	return ok, pending
+}
+
+// waitFor polls cond until it holds, failing the test after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// pause makes the server hold every write command (scripts included) until unpause,
+// or 5s, through its own connection.
+func pause(t *testing.T, srv *redisharness.Server) (unpause func()) {
+	t.Helper()
+	ctl := newStore(t, srv, nil)
+	ctx := context.Background()
+	if err := ctl.c.Do(ctx, ctl.c.B().ClientPause().Timeout(5000).Write().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := ctl.c.Do(ctx, ctl.c.B().ClientUnpause().Build()).Error(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// takeAsync runs one Take and delivers its outcome.
+type outcomeErr struct {
+	res store.Result
+	err error
+}
+
+func takeAsync(ctx context.Context, s *Store, key string, cost uint64, lim store.Limit) <-chan outcomeErr {
+	ch := make(chan outcomeErr, 1)
+	go func() {
+		res, err := s.Take(ctx, key, cost, lim)
+		ch <- outcomeErr{res, err}
+	}()
+	return ch
+}
