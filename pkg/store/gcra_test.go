@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -131,6 +132,32 @@ func checkGCRABound(t *testing.T, lim Limit, tick int64) {
 		lower := float64(w-tick)*rate - 2 // -1 plus a cost-2 straddle
 		if float64(got) < lower {
 			t.Errorf("%+v window %v: admitted %d < %.1f", lim, time.Duration(w), got, lower)
+		}
+	}
+}
+
+// emission.units (a float reciprocal with an exact correction) equals integer division
+// for every dividend, small and large, including where float64 cannot place the
+// quotient within one and the fallback divides.
+func TestEmissionUnitsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	ts := []int64{1, 2, 3, 7, 1000, 3_600_000, 1_000_000_007, 1 << 40, math.MaxInt64 / 3}
+	for range 200 {
+		ts = append(ts, 1+rng.Int64N(1<<uint(rng.IntN(62))))
+	}
+	for _, d := range ts {
+		e := newEmission(d)
+		ns := []int64{0, 1, d - 1, d, d + 1, 2*d - 1, math.MaxInt64 - 1, math.MaxInt64}
+		for range 500 {
+			ns = append(ns, rng.Int64N(math.MaxInt64>>uint(rng.IntN(63))))
+		}
+		for _, n := range ns {
+			if n < 0 {
+				continue
+			}
+			if got, want := e.units(n), n/d; got != want {
+				t.Fatalf("units(%d) with t=%d: %d, want %d", n, d, got, want)
+			}
 		}
 	}
 }

@@ -52,27 +52,29 @@ type entry struct {
 	exp int64
 }
 
-// shard is one lock and its table, padded to its own cache lines.
+// shard is one lock and its table, padded to its own cache lines (no false sharing
+// between shards that two cores use at once).
 type shard struct {
 	mu sync.Mutex
 	t  table
-	// The last limit Taken here and its emission interval (0: none yet): most shards
+	// The last limit Taken here and its emission interval (t 0: none yet): most shards
 	// see one or a few limits, and the interval is a 64-bit division.
 	lastLim Limit
-	lastT   int64
+	last    emission
+	_       [48]byte // 80 bytes above: pads the shard to two cache lines of its own
 }
 
-// interval returns lim's emission interval, or 0 when lim is not Valid (s locked).
-func (s *shard) interval(lim Limit) int64 {
-	if s.lastT != 0 && lim == s.lastLim {
-		return s.lastT
+// emission returns lim's emission interval, t 0 when lim is not Valid (s locked).
+func (s *shard) emission(lim Limit) emission {
+	if s.last.t != 0 && lim == s.lastLim {
+		return s.last
 	}
 	t, ok := lim.interval()
 	if !ok {
-		return 0
+		return emission{}
 	}
-	s.lastLim, s.lastT = lim, t
-	return t
+	s.lastLim, s.last = lim, newEmission(t)
+	return s.last
 }
 
 // Memory is the in-memory Store for one replica. Keys are kept as 64-bit maphash
@@ -146,12 +148,12 @@ func (m *Memory) lookup(k kind, key string) (uint64, *shard) {
 }
 
 // Take implements Limiter with GCRA. It does not allocate for an existing key.
-func (m *Memory) Take(_ context.Context, key string, cost uint64, lim Limit) (Result, error) {
+func (m *Memory) Take(_ context.Context, key string, cost uint64, lim Limit) (res Result, err error) {
 	h, s := m.lookup(kindLimit, key)
 	now := m.now()
 	s.mu.Lock()
-	t := s.interval(lim)
-	if t == 0 {
+	em := s.emission(lim)
+	if em.t == 0 {
 		s.mu.Unlock()
 		return Result{}, ErrInvalidLimit
 	}
@@ -160,7 +162,7 @@ func (m *Memory) Take(_ context.Context, key string, cost uint64, lim Limit) (Re
 	if e != nil {
 		old = e.exp
 	}
-	tat, res := gcra(old, now, cost, lim, t)
+	tat := gcra(old, now, cost, lim, em, &res)
 	if res.Allowed && tat > now {
 		if e != nil {
 			e.exp = tat
