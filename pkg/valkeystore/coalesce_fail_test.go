@@ -10,7 +10,19 @@ import (
 	"github.com/portcullis/portcullis/test/redisharness"
 )
 
-// TestWaiterGivesUp: while the server holds a key's call, Takes join its pending
+// fillInflight starts maxInflight Takes of key and waits until all are calls in flight
+// (the server being paused, they stay there): later Takes join the pending batch.
+func fillInflight(t *testing.T, s *Store, key string, lim store.Limit) []<-chan outcomeErr {
+	t.Helper()
+	var outs []<-chan outcomeErr
+	for range maxInflight {
+		outs = append(outs, takeAsync(context.Background(), s, key, 1, lim))
+	}
+	waitFor(t, "the calls in flight", func() bool { n, _ := coalescerState(s, key, lim); return n == maxInflight })
+	return outs
+}
+
+// TestWaiterGivesUp: while the server holds a key's calls, Takes join its pending
 // batch; those whose context expires get the context's error at once, the others are
 // decided when the server resumes, and the abandoned costs are not counted (they
 // gave up before their batch was sent).
@@ -30,8 +42,7 @@ func TestWaiterGivesUp(t *testing.T) {
 			lim := store.Limit{Rate: 10, Period: time.Hour, Burst: 10}
 			const key = "give:up"
 			unpause := pause(t, srv)
-			first := takeAsync(context.Background(), s, key, 1, lim)
-			waitFor(t, "the first call", func() bool { in, _ := coalescerState(s, key, lim); return in })
+			firsts := fillInflight(t, s, key, lim)
 			waiters := make([]<-chan outcomeErr, len(tc.giveUp))
 			kept := 0
 			for i, g := range tc.giveUp {
@@ -54,8 +65,10 @@ func TestWaiterGivesUp(t *testing.T) {
 				}
 			}
 			unpause()
-			if o := <-first; o.err != nil || !o.res.Allowed {
-				t.Fatalf("first: %+v", o)
+			for _, first := range firsts {
+				if o := <-first; o.err != nil || !o.res.Allowed {
+					t.Fatalf("first: %+v", o)
+				}
 			}
 			for i, g := range tc.giveUp {
 				if !g {
@@ -65,7 +78,7 @@ func TestWaiterGivesUp(t *testing.T) {
 				}
 			}
 			res, err := s.Take(context.Background(), key, 0, lim)
-			if want := uint64(10 - 1 - kept); err != nil || res.Remaining != want {
+			if want := uint64(10 - maxInflight - kept); err != nil || res.Remaining != want {
 				t.Fatalf("remaining %d (%v), want %d: abandoned costs were counted", res.Remaining, err, want)
 			}
 			assertIdle(t, s)
@@ -73,7 +86,7 @@ func TestWaiterGivesUp(t *testing.T) {
 	}
 }
 
-// TestBatchCap: with the key's call held, 300 more Takes arrive; 256 join the pending
+// TestBatchCap: with the key's calls held, 300 more Takes arrive; 256 join the pending
 // batch and the rest send their own calls. All are decided once the server resumes.
 func TestBatchCap(t *testing.T) {
 	srv := redisharness.Start(t)
@@ -81,12 +94,11 @@ func TestBatchCap(t *testing.T) {
 	lim := store.Limit{Rate: 1000, Period: time.Hour, Burst: 1000}
 	const key, extra = "cap:k", 300
 	unpause := pause(t, srv)
-	outs := []<-chan outcomeErr{takeAsync(context.Background(), s, key, 1, lim)}
-	waitFor(t, "the first call", func() bool { in, _ := coalescerState(s, key, lim); return in })
+	outs := fillInflight(t, s, key, lim)
 	for range extra {
 		outs = append(outs, takeAsync(context.Background(), s, key, 1, lim))
 	}
-	wantCalls := int64(1 + extra - maxBatch) // the first, and one per Take over the cap
+	wantCalls := int64(maxInflight + extra - maxBatch) // the first ones, and one per Take over the cap
 	waitFor(t, "a full batch", func() bool {
 		_, n := coalescerState(s, key, lim)
 		return n == maxBatch && s.rl.calls.Load() == wantCalls
@@ -101,8 +113,8 @@ func TestBatchCap(t *testing.T) {
 		t.Fatalf("%d script calls, want %d", calls, wantCalls+1)
 	}
 	res, err := s.Take(context.Background(), key, 0, lim)
-	if err != nil || res.Remaining != 1000-1-extra {
-		t.Fatalf("remaining %d (%v), want %d", res.Remaining, err, 1000-1-extra)
+	if err != nil || res.Remaining != 1000-maxInflight-extra {
+		t.Fatalf("remaining %d (%v), want %d", res.Remaining, err, 1000-maxInflight-extra)
 	}
 	assertIdle(t, s)
 }
@@ -122,7 +134,7 @@ func TestHungServer(t *testing.T) {
 	assertIdle(t, s)
 }
 
-// TestServerDiesUnderWaiters: a call is held and 63 Takes wait in its pending batch
+// TestServerDiesUnderWaiters: calls are held and 63 Takes wait in the pending batch
 // when the server dies; every one fails, none hangs.
 func TestServerDiesUnderWaiters(t *testing.T) {
 	srv := redisharness.Start(t)
@@ -130,8 +142,7 @@ func TestServerDiesUnderWaiters(t *testing.T) {
 	lim := store.Limit{Rate: 100, Period: time.Hour}
 	const key = "dies:k"
 	pause(t, srv)
-	outs := []<-chan outcomeErr{takeAsync(context.Background(), s, key, 1, lim)}
-	waitFor(t, "the first call", func() bool { in, _ := coalescerState(s, key, lim); return in })
+	outs := fillInflight(t, s, key, lim)
 	for range 63 {
 		outs = append(outs, takeAsync(context.Background(), s, key, 1, lim))
 	}
@@ -139,7 +150,7 @@ func TestServerDiesUnderWaiters(t *testing.T) {
 	start := time.Now()
 	srv.Stop()
 	collectFailures(t, outs)
-	t.Logf("64 waiters failed within %v of the server's death", time.Since(start))
+	t.Logf("%d waiters failed within %v of the server's death", len(outs), time.Since(start))
 	failAll(t, s, key, lim) // and with the server gone for good
 	assertIdle(t, s)
 }

@@ -158,18 +158,18 @@ func assertIdle(t *testing.T, s *Store) {
 	}
 }
 
-// coalescerState reports whether key has a call in flight under lim and how many
+// coalescerState reports how many calls key has in flight under lim and how many
 // Takes its pending batch holds.
-func coalescerState(s *Store, key string, lim store.Limit) (inflight bool, pending int) {
+func coalescerState(s *Store, key string, lim store.Limit) (inflight, pending int) {
 	lk := limitKey{key: s.key("rl", key), interval: int64(lim.Interval()), burst: lim.EffectiveBurst()}
 	sh := s.rl.shard(lk.key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	b, ok := sh.inflight[lk]
-	if b != nil {
-		pending = b.n
+	kc := sh.inflight[lk]
+	if kc.pending != nil {
+		pending = kc.pending.n
 	}
-	return ok, pending
+	return kc.calls, pending
 }
 
 // waitFor polls cond until it holds, failing the test after 10s.

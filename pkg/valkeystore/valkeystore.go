@@ -22,13 +22,15 @@
 // admitted; it only saves round trips and server work on hot keys. A contended Take
 // waits for at most the call in flight plus its own batch's call.
 //
-// A batch call runs under its own context (Options.Timeout, detached from every
-// caller), so one caller giving up does not fail the others, and a failed call fails
-// every decision in it (the Guard then applies each caller's policy). Each caller
-// still waits only until its own context, with Timeout applied, is done, except the
-// member making its batch's call, which waits for that call (at most Timeout). A
-// caller that gives up before its batch is sent is withdrawn (its cost becomes 0); one
-// that gives up after may still be counted, as with any timeout after sending.
+// A batch call runs under its own context, detached from every caller, so one caller
+// giving up does not fail the others, and a failed call fails every decision in it
+// (the Guard then applies each caller's policy). Its deadline is its first member's
+// start plus Options.Timeout; later members joined later, so no decision waits longer
+// than Timeout, and a hot key pays one timer per batch rather than one per decision.
+// A caller whose own context ends first returns then, except the member making its
+// batch's call, which waits for that call. A caller that gives up before its batch is
+// sent is withdrawn (its cost becomes 0); one that gives up after may still be
+// counted, as with any timeout after sending.
 //
 // Keys are PREFIX + kind + ":{" + scope + "}" + rest, where scope is the caller's key
 // up to its first ':' (filters put the limit's name there). The braces are a cluster
@@ -220,8 +222,6 @@ func (s *Store) Take(ctx context.Context, key string, cost uint64, lim store.Lim
 	if !lim.Valid() {
 		return store.Result{}, store.ErrInvalidLimit
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	lk := limitKey{key: s.key("rl", key), interval: int64(lim.Interval()), burst: lim.EffectiveBurst()}
 	v, err := s.rl.take(ctx, lk, cost)
 	if err != nil {

@@ -270,3 +270,21 @@ func BenchmarkTakeDistinctKeys(b *testing.B) {
 		}
 	})
 }
+
+// A limit whose emission interval is far below a microsecond still advances the stored
+// TAT: Lua's doubles cannot add 1ns to an absolute time in microseconds, and the
+// script once lost such costs, so a limit above 4M/s was never charged.
+func TestTakeSubMicrosecondInterval(t *testing.T) {
+	srv := redisharness.Start(t)
+	s := newStore(t, srv, nil)
+	ctx := context.Background()
+	lim := store.Limit{Rate: 1_000_000_000, Period: time.Second}
+	res, err := s.Take(ctx, "fast:k", 1, lim)
+	if err != nil || !res.Allowed {
+		t.Fatalf("take: %+v %v", res, err)
+	}
+	if res.Remaining >= lim.Rate {
+		t.Fatalf("remaining %d after one admission, want below %d: the TAT did not advance", res.Remaining, lim.Rate)
+	}
+	// (The key itself expires a millisecond later, when the key is idle again.)
+}
