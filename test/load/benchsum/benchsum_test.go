@@ -122,6 +122,31 @@ func TestLoadTable(t *testing.T) {
 	}
 }
 
+// The machine halving its speed in the middle of a pair (measured on 2026-11-23: floor
+// 10,509/s, then target 4,937/s, then both ~4,400/s) skews the ratio of medians (47%)
+// but not the median of the per-pair ratios (94%), which decides.
+func TestLoadTableSpeedStep(t *testing.T) {
+	floors := []float64{11090, 10422, 10509, 4389, 4383}
+	targets := []float64{10399, 10946, 4937, 3584, 4142}
+	var runs []loadRun
+	for i := range floors {
+		runs = append(runs,
+			loadRun{pair: "extauthz-hmac", role: "floor", rps: floors[i], n: 1000},
+			loadRun{pair: "extauthz-hmac", role: "target", rps: targets[i], n: 1000})
+	}
+	var out bytes.Buffer
+	writeLoadTable(&out, runs)
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "hmac-sha256") {
+			if !strings.Contains(l, " 94% ") || !strings.Contains(l, " 47% ") || !strings.Contains(l, "PASS") || !strings.Contains(l, "47-105%") {
+				t.Errorf("hmac line: %s", l)
+			}
+			return
+		}
+	}
+	t.Fatalf("no hmac line in:\n%s", out.String())
+}
+
 func FuzzParseLoadLine(f *testing.F) {
 	f.Add("extauthz-jwt/target 5710 req/s p50 9.992ms p99 27.231ms n=5749 errors=0")
 	f.Add("a/b 1 req/s p50 1µs p99 -1h n=-1 errors=9999999999999999999999")

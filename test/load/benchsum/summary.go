@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -57,10 +58,10 @@ func summarize(runs []loadRun, pair, role string) stats {
 	return st
 }
 
-// runRatios pairs the i-th floor run of pair with its i-th target run (they alternate)
-// and returns the lowest and highest target/floor ratio of the pairs where both are
-// usable; ok is false when there is none.
-func runRatios(runs []loadRun, pair string) (lo, hi float64, ok bool) {
+// runRatios pairs the i-th floor run of pair with its i-th target run (they alternate,
+// seconds apart) and returns the target/floor ratios of the pairs where both are
+// usable, sorted.
+func runRatios(runs []loadRun, pair string) []float64 {
 	var floors, targets []loadRun
 	for _, r := range runs {
 		switch {
@@ -71,20 +72,15 @@ func runRatios(runs []loadRun, pair string) (lo, hi float64, ok bool) {
 			targets = append(targets, r)
 		}
 	}
+	var rs []float64
 	for i := range min(len(floors), len(targets)) {
 		if !floors[i].usable() || !targets[i].usable() || floors[i].rps == 0 {
 			continue
 		}
-		r := targets[i].rps / floors[i].rps
-		if !ok || r < lo {
-			lo = r
-		}
-		if !ok || r > hi {
-			hi = r
-		}
-		ok = true
+		rs = append(rs, targets[i].rps/floors[i].rps)
 	}
-	return lo, hi, ok
+	slices.Sort(rs)
+	return rs
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
@@ -106,22 +102,28 @@ func writeSummary(w io.Writer, meta string, runs []loadRun, benches map[string]g
 }
 
 func writeLoadTable(w io.Writer, runs []loadRun) {
-	fmt.Fprintln(w, "== Load: medians of the usable runs; floor and target alternated in the same run;")
-	fmt.Fprintln(w, "   ratio = median target / median floor; the spread of the per-run ratios shows the noise")
-	fmt.Fprintf(w, "%-5s %-64s %9s %9s %6s %6s %-6s %13s %13s %s\n",
-		"issue", "target", "floor/s", "target/s", "ratio", "goal", "result", "p50 fl/tg µs", "p99 fl/tg µs", "runs, per-run ratios")
+	fmt.Fprintln(w, "== Load: floor and target alternated in the same run; floor/s, target/s and the latencies are")
+	fmt.Fprintln(w, "   medians of the usable runs; ratio = the median of the per-pair ratios (each floor run and the")
+	fmt.Fprintln(w, "   target run right after it), which a change of machine speed between pairs does not skew;")
+	fmt.Fprintln(w, "   med/med = median target / median floor, which it can; the range shows the noise")
+	fmt.Fprintf(w, "%-5s %-64s %9s %9s %6s %7s %6s %-6s %13s %13s %s\n",
+		"issue", "target", "floor/s", "target/s", "ratio", "med/med", "goal", "result", "p50 fl/tg µs", "p99 fl/tg µs", "runs, per-run ratios")
 	for _, t := range loadTargets {
 		fl, tg := summarize(runs, t.pair, "floor"), summarize(runs, t.pair, "target")
 		if fl.usable+fl.unused+tg.usable+tg.unused == 0 {
 			fmt.Fprintf(w, "%-5s %-64s not run\n", t.issue, t.what)
 			continue
 		}
-		ratio, result, goal := "-", "n/a", "-"
+		ratio, medmed, result, goal := "-", "-", "n/a", "-"
 		if t.min > 0 {
 			goal = fmt.Sprintf(">=%.0f%%", 100*t.min)
 		}
+		rs := runRatios(runs, t.pair)
 		if fl.usable > 0 && tg.usable > 0 {
-			r := tg.rps / fl.rps
+			medmed = fmt.Sprintf("%.0f%%", 100*tg.rps/fl.rps)
+		}
+		if len(rs) > 0 {
+			r := median(rs)
 			ratio = fmt.Sprintf("%.0f%%", 100*r)
 			if t.min > 0 {
 				result = passMiss(r >= t.min)
@@ -129,11 +131,11 @@ func writeLoadTable(w io.Writer, runs []loadRun) {
 		} else if t.min > 0 {
 			result = "FAILED"
 		}
-		fmt.Fprintf(w, "%-5s %-64s %9.0f %9.0f %6s %6s %-6s %13s %13s %d+%d",
-			t.issue, t.what, fl.rps, tg.rps, ratio, goal, result,
+		fmt.Fprintf(w, "%-5s %-64s %9.0f %9.0f %6s %7s %6s %-6s %13s %13s %d+%d",
+			t.issue, t.what, fl.rps, tg.rps, ratio, medmed, goal, result,
 			us(fl.p50)+"/"+us(tg.p50), us(fl.p99)+"/"+us(tg.p99), fl.usable, tg.usable)
-		if lo, hi, ok := runRatios(runs, t.pair); ok {
-			fmt.Fprintf(w, " %.0f-%.0f%%", 100*lo, 100*hi)
+		if len(rs) > 0 {
+			fmt.Fprintf(w, " %.0f-%.0f%%", 100*rs[0], 100*rs[len(rs)-1])
 		}
 		if fl.unused+tg.unused > 0 {
 			fmt.Fprintf(w, " (%d not counted)", fl.unused+tg.unused)
