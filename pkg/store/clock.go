@@ -14,7 +14,8 @@ import (
 // ns, as much as the rest of a Take; a limiter decision is meant to cost under 100 ns.
 //
 // What it costs in accuracy: the time a decision sees is at most one tick behind the
-// real time (and two decisions a tick apart may see it in either order). GCRA's bound
+// real time while the process gets the CPU (a starved ticker lags more, and the bound
+// below widens by that lag), and two decisions a tick apart may see it in either order. GCRA's bound
 // over an interval of length W becomes B + (W+ClockTick)·R/P admitted, and a client
 // that keeps asking gets at least (W−ClockTick)·R/P − 1 (docs/ratelimit.md): for a
 // limit of 1000/s, one request either way. TTLs (replay windows, bans, counters) may
@@ -60,9 +61,9 @@ func (c *coarseClock) Now() int64 {
 // start reads the clock directly and starts a ticker unless one runs or the clock is
 // closed (a closed clock still answers, reading the clock each time).
 func (c *coarseClock) start() int64 {
-	n := c.fresh()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n := c.fresh() // read under mu: a ticker started meanwhile published no later time
 	if c.running.Load() || c.closed {
 		return n
 	}

@@ -2,6 +2,7 @@ package valkeystore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"strconv"
@@ -50,7 +51,23 @@ type coalescer struct {
 	seed    maphash.Seed
 	shards  [coalescerShards]coalescerShard
 	calls   atomic.Int64 // script calls made, for tests
+	// latency is a moving average of script call durations, in nanoseconds. While it
+	// is above half the timeout, decisions do not queue behind a call in flight: a
+	// batch waits for that call and then makes its own, two round trips that would
+	// not fit the timeout, so each decision sends its own call (one round trip, as
+	// without coalescing) until the store is fast again.
+	latency atomic.Int64
 }
+
+// observe folds one call's duration into the latency average (weight 1/8; concurrent
+// updates may lose one, which only delays the average a little).
+func (c *coalescer) observe(d time.Duration) {
+	old := c.latency.Load()
+	c.latency.Store(old + (int64(d)-old)/8)
+}
+
+// queueing reports whether decisions may wait behind a call in flight.
+func (c *coalescer) queueing() bool { return c.latency.Load() <= int64(c.timeout/2) }
 
 type coalescerShard struct {
 	mu sync.Mutex
@@ -96,7 +113,17 @@ func newCoalescer(client valkey.Client, timeout time.Duration) *coalescer {
 // can stay on the caller's stack).
 func (c *coalescer) send(ctx context.Context, key string, args []string) ([]int64, error) {
 	c.calls.Add(1)
-	return gcraScript.Exec(ctx, c.client, []string{key}, args).AsIntSlice()
+	start := time.Now()
+	v, err := gcraScript.Exec(ctx, c.client, []string{key}, args).AsIntSlice()
+	switch {
+	case err == nil:
+		c.observe(time.Since(start))
+	case errors.Is(err, context.DeadlineExceeded):
+		// The call was cut short, so its duration understates the latency: count the
+		// whole timeout, which stops queueing at once until calls are fast again.
+		c.latency.Store(max(c.latency.Load(), int64(c.timeout)))
+	}
+	return v, err
 }
 
 func (c *coalescer) shard(key string) *coalescerShard {
@@ -113,8 +140,11 @@ func (c *coalescer) shard(key string) *coalescerShard {
 // by an earlier deadline, returned, so no member waits longer than the timeout, and a
 // hot key costs one timer per batch instead of one per decision.
 func (c *coalescer) take(ctx context.Context, lk limitKey, cost uint64) ([4]int64, error) {
-	sh := c.shard(lk.key)
 	costArg := strconv.FormatUint(cost, 10) // small costs do not allocate
+	if !c.queueing() {
+		return c.single(ctx, lk, costArg)
+	}
+	sh := c.shard(lk.key)
 	sh.mu.Lock()
 	kc := sh.inflight[lk]
 	b := kc.pending

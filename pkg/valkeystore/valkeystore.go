@@ -27,6 +27,9 @@
 // (the Guard then applies each caller's policy). Its deadline is its first member's
 // start plus Options.Timeout; later members joined later, so no decision waits longer
 // than Timeout, and a hot key pays one timer per batch rather than one per decision.
+// While the store is slow (a moving average of call times above Timeout/2, where a
+// queued decision's two round trips would not fit), decisions do not queue: each sends
+// its own call until calls are fast again.
 // A caller whose own context ends first returns then, except the member making its
 // batch's call, which waits for that call. A caller that gives up before its batch is
 // sent is withdrawn (its cost becomes 0); one that gives up after may still be
@@ -159,6 +162,13 @@ func clientOption(o Options) (valkey.ClientOption, error) {
 		TLSConfig:   o.TLS,
 		SelectDB:    o.DB,
 		ClientName:  "portcullis",
+		// Always through the background pipeline: a lone command (the usual case for a
+		// coalesced hot key) is otherwise sent in valkey-go's synchronous mode, where a
+		// context deadline becomes the socket's deadline and a timeout closes the
+		// connection, failing every other call on it and costing a reconnect. Pipelined,
+		// a timed-out call is abandoned and the connection stays up
+		// (TestHotKeyOnASlowStore).
+		AlwaysPipelining: true,
 	}
 	opt.Dialer.Timeout = o.DialTimeout
 	if opt.Dialer.Timeout <= 0 {
