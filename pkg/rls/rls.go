@@ -151,13 +151,12 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReques
 // decide evaluates one descriptor.
 func (s *Server) decide(ctx context.Context, req *rlsv3.RateLimitRequest, d *ratelimitv3.RateLimitDescriptor,
 	tree map[string]*node, kb *keyBuf, hdr *headerState) (*rlsv3.RateLimitResponse_DescriptorStatus, error) {
-	ok := &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}
 	l := match(tree, d.GetEntries())
 	if o := d.GetLimit(); o != nil {
 		l = overrideLimit(req.GetDomain(), o, l)
 	}
 	if l == nil || l.unlimited {
-		return ok, nil
+		return &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}, nil
 	}
 	kb.b = appendKey(kb.b[:0], l, d)
 	res, err := s.limiters[l.policy].Take(ctx, unsafe.String(unsafe.SliceData(kb.b), len(kb.b)), cost(req, d), l.lim)
@@ -268,38 +267,57 @@ func appendField(b []byte, s string) []byte {
 	return append(b, 0xff, byte(h>>56), byte(h>>48), byte(h>>40), byte(h>>32), byte(h>>24), byte(h>>16), byte(h>>8), byte(h))
 }
 
-// headerState collects the RateLimit header items of one response.
+// headerState collects the RateLimit header items of one response. The header text is
+// built only when the response carries it (a deny, or headers_on_ok), not for every
+// allowed call.
 type headerState struct {
-	policy, state []byte
-	retry         time.Duration
+	items []headerItem
+	arr   [4]headerItem // backs items for up to four limited descriptors
+}
+
+type headerItem struct {
+	l         *compiledLimit
+	remaining uint64
+	reset     time.Duration
+	retry     time.Duration // 0 unless over
 }
 
 func (h *headerState) add(l *compiledLimit, res store.Result, over bool) {
-	if len(h.policy) > 0 {
-		h.policy = append(h.policy, ", "...)
-		h.state = append(h.state, ", "...)
+	if h.items == nil {
+		h.items = h.arr[:0]
 	}
-	h.policy = append(h.policy, l.policyHdr...)
-	h.state = strconv.AppendQuote(h.state, headerName(l.name))
-	h.state = append(h.state, ";r="...)
-	h.state = strconv.AppendUint(h.state, res.Remaining, 10)
-	h.state = append(h.state, ";t="...)
-	h.state = strconv.AppendInt(h.state, seconds(res.ResetAfter), 10)
+	it := headerItem{l: l, remaining: res.Remaining, reset: res.ResetAfter}
 	if over {
-		h.retry = max(h.retry, res.RetryAfter, time.Second)
+		it.retry = max(res.RetryAfter, time.Second)
 	}
+	h.items = append(h.items, it)
 }
 
 func (h *headerState) headers(over bool) []*corev3.HeaderValue {
-	if len(h.policy) == 0 {
+	if len(h.items) == 0 {
 		return nil
 	}
-	out := []*corev3.HeaderValue{
-		{Key: "ratelimit-policy", Value: string(h.policy)},
-		{Key: "ratelimit", Value: string(h.state)},
+	var policy, state []byte
+	var retry time.Duration
+	for i, it := range h.items {
+		if i > 0 {
+			policy = append(policy, ", "...)
+			state = append(state, ", "...)
+		}
+		policy = append(policy, it.l.policyHdr...)
+		state = strconv.AppendQuote(state, headerName(it.l.name))
+		state = append(state, ";r="...)
+		state = strconv.AppendUint(state, it.remaining, 10)
+		state = append(state, ";t="...)
+		state = strconv.AppendInt(state, seconds(it.reset), 10)
+		retry = max(retry, it.retry)
 	}
-	if over && h.retry > 0 {
-		out = append(out, &corev3.HeaderValue{Key: "retry-after", Value: strconv.FormatInt(seconds(h.retry), 10)})
+	out := []*corev3.HeaderValue{
+		{Key: "ratelimit-policy", Value: string(policy)},
+		{Key: "ratelimit", Value: string(state)},
+	}
+	if over && retry > 0 {
+		out = append(out, &corev3.HeaderValue{Key: "retry-after", Value: strconv.FormatInt(seconds(retry), 10)})
 	}
 	return out
 }
