@@ -210,58 +210,36 @@ func TestNewWhileDown(t *testing.T) {
 	t.Fatalf("no recovery: %v", err)
 }
 
+// BenchmarkTake64: 64 goroutines in all, a key each (the version of the server is logged).
 func BenchmarkTake64(b *testing.B) {
+	benchTake(b, max(1, 64/runtime.GOMAXPROCS(0)), false)
+}
+
+// BenchmarkTakeHotKey: 32 goroutines per GOMAXPROCS take from one key, the case that
+// coalescing serves (a per-route limit every request hits).
+func BenchmarkTakeHotKey(b *testing.B) { benchTake(b, 32, true) }
+
+// BenchmarkTakeDistinctKeys: the same load on a key per goroutine, where nothing
+// coalesces (the cost of the coalescer's bookkeeping).
+func BenchmarkTakeDistinctKeys(b *testing.B) { benchTake(b, 32, false) }
+
+// benchTake runs parallelism goroutines per GOMAXPROCS taking from one shared key
+// (hot) or a key each.
+func benchTake(b *testing.B, parallelism int, hot bool) {
 	srv := redisharness.Start(b)
 	s := newStore(b, srv, nil)
 	ctx := context.Background()
 	lim := store.Limit{Rate: 100_000_000, Period: time.Second}
 	b.Logf("%s", srv.Version())
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0))) // 64 goroutines in all
+	b.SetParallelism(parallelism)
 	b.ReportAllocs()
 	b.ResetTimer()
 	var seq atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
-		key := "bench:" + strconv.FormatInt(seq.Add(1), 10)
-		for pb.Next() {
-			if _, err := s.Take(ctx, key, 1, lim); err != nil {
-				b.Error(err)
-				return
-			}
+		key := "bench:hot"
+		if !hot {
+			key = "bench:" + strconv.FormatInt(seq.Add(1), 10)
 		}
-	})
-}
-
-// BenchmarkTakeHotKey: 32 goroutines per GOMAXPROCS take from one key, the case that
-// coalescing serves (a per-route limit every request hits).
-func BenchmarkTakeHotKey(b *testing.B) {
-	s := newStore(b, redisharness.Start(b), nil)
-	ctx := context.Background()
-	lim := store.Limit{Rate: 100_000_000, Period: time.Second}
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.Take(ctx, "bench:hot", 1, lim); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
-// BenchmarkTakeDistinctKeys: the same load on a key per goroutine, where nothing
-// coalesces (the cost of the coalescer's bookkeeping).
-func BenchmarkTakeDistinctKeys(b *testing.B) {
-	s := newStore(b, redisharness.Start(b), nil)
-	ctx := context.Background()
-	lim := store.Limit{Rate: 100_000_000, Period: time.Second}
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	b.ResetTimer()
-	var seq atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		key := "bench:" + strconv.FormatInt(seq.Add(1), 10)
 		for pb.Next() {
 			if _, err := s.Take(ctx, key, 1, lim); err != nil {
 				b.Error(err)
