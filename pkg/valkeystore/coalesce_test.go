@@ -2,6 +2,7 @@ package valkeystore
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,24 +30,23 @@ func TestBatchScriptMatchesReference(t *testing.T) {
 		{"zero costs report", []uint64{0, 4, 0, 1}},
 		{"exhausted", []uint64{2, 2, 2}},
 		{"single", []uint64{3}},
+		{"runs", []uint64{1, 1, 1, 2, 2, 0, 0, 1}},
+		{"refusal inside a run", []uint64{1, 1, 1, 1, 1, 1}},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			key := "batch:" + strconv.Itoa(i)
-			args := []string{strconv.FormatInt(int64(lim.Interval()), 10), strconv.FormatUint(lim.EffectiveBurst(), 10)}
-			for _, c := range tc.costs {
-				args = append(args, strconv.FormatUint(c, 10))
-			}
-			vals, err := s.rl.send(ctx, s.key("rl", key), args)
-			if err != nil || len(vals) != 4*len(tc.costs) {
-				t.Fatalf("script: %v %v", vals, err)
+			lk := limitKey{key: s.key("rl", key), interval: int64(lim.Interval()), burst: lim.EffectiveBurst()}
+			vals := make([][4]int64, len(tc.costs))
+			if err := s.rl.send(ctx, lk, tc.costs, vals); err != nil {
+				t.Fatalf("script: %v", err)
 			}
 			const now = int64(1_000_000 * time.Hour)
 			tat := int64(0)
 			for j, c := range tc.costs {
 				var want store.Result
 				tat, want = store.GCRA(tat, now, c, lim)
-				got := [4]int64(vals[4*j : 4*j+4])
+				got := vals[j]
 				if got != resultInts(want) {
 					t.Errorf("cost %d (#%d): script %v, reference %v", c, j, got, resultInts(want))
 				}
@@ -58,6 +58,37 @@ func TestBatchScriptMatchesReference(t *testing.T) {
 				t.Fatalf("following Take: %+v %v, reference %+v", got, err, want)
 			}
 		})
+	}
+}
+
+// TestScriptAndReplayAgree sends random batches under random limits, sub-microsecond
+// and fractional intervals included, against a key that is already partly used: send
+// fails when the client's replay of the script's arithmetic does not end where the
+// script did, so every batch here checks that both sides compute the same TAT.
+func TestScriptAndReplayAgree(t *testing.T) {
+	s := newStore(t, redisharness.Start(t), nil)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	limits := []store.Limit{
+		{Rate: 3, Period: time.Second, Burst: 5},           // 333333.33µs
+		{Rate: 7, Period: time.Millisecond, Burst: 20},     // 142.857µs
+		{Rate: 3_000_000, Period: time.Second, Burst: 100}, // 0.333µs
+		{Rate: 1_000_000_000, Period: time.Second},         // 0.001µs
+		{Rate: 1, Period: 24 * time.Hour, Burst: 1},
+	}
+	for i := range 300 {
+		lim := limits[i%len(limits)]
+		lk := limitKey{key: s.key("rl", "agree:"+strconv.Itoa(i%len(limits))), interval: int64(lim.Interval()), burst: lim.EffectiveBurst()}
+		costs := make([]uint64, 1+rng.IntN(40))
+		for j := range costs {
+			costs[j] = uint64(rng.IntN(3)) // runs of 0, 1 and 2
+			if rng.IntN(20) == 0 {
+				costs[j] = lim.EffectiveBurst() + 1
+			}
+		}
+		if err := s.rl.send(ctx, lk, costs, make([][4]int64, len(costs))); err != nil {
+			t.Fatalf("batch %d (%v, costs %v): %v", i, lim, costs, err)
+		}
 	}
 }
 

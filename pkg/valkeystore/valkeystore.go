@@ -14,8 +14,10 @@
 // Take keeps at most one script call in flight per key and limit. A Take on a key with
 // no call in flight sends its call at once (no added latency when uncontended). Takes
 // arriving while a call is in flight join the key's pending batch, and when the call
-// returns the batch goes out as one call, made by one of its members, which then hands
-// the results to the others; and so on. A batch holds at most 256 decisions: a Take
+// returns the batch goes out as one call, made by a runner goroutine that then wakes
+// the members and sends the next pending batch, and so on while the key stays busy.
+// The script replies with the key's TAT before and after the batch, from which each
+// member's result is computed in Go (replay). A batch holds at most 256 decisions: a Take
 // that finds it full sends its own call. The script applies GCRA to the batch's costs
 // in arrival order against one reading of the server's clock, exactly as that many
 // sequential decisions at that instant would, so coalescing never changes what is
@@ -30,8 +32,7 @@
 // While the store is slow (a moving average of call times above Timeout/2, where a
 // queued decision's two round trips would not fit), decisions do not queue: each sends
 // its own call until calls are fast again.
-// A caller whose own context ends first returns then, except the member making its
-// batch's call, which waits for that call. A caller that gives up before its batch is
+// A caller whose own context ends first returns then. A caller that gives up before its batch is
 // sent is withdrawn (its cost becomes 0); one that gives up after may still be
 // counted, as with any timeout after sending.
 //
