@@ -107,7 +107,7 @@ lg() {
   line=$("${cpu0[@]}" timeout --kill-after=5s 300s bin/loadgen -c "$CONC" -d "$DUR" -warmup "$WARMUP" -label "$label" "$@" 2>"$err")
   local rc=$?
   [ -n "$line" ] && echo "$line" | tee -a "$load"
-  grep -v '^loadgen: first error' "$err" | sed "s|^|$label: |" >&2
+  grep -v -E '^loadgen: (.*: )?first error' "$err" | sed "s|^|$label: |" >&2
   [ $rc -eq 0 ] || fail "$label" "exit $rc: $(tail -n1 "$err" | cut -c1-300)"
 }
 
@@ -153,6 +153,20 @@ fixed_rate() {
   lg "$name/rate-target" "$@" -rate "$rate"
 }
 
+# interleaved_rate PAIR FLOOR_URL TARGET_ARGS: RUNS open-loop runs at half the target's
+# median closed-loop rate, each request going alternately to the floor and to the target
+# (both running, both pinned to CPU 1), so each side gets a quarter of that rate and the
+# two latencies of a run are read over the same seconds of the same machine.
+interleaved_rate() {
+  local name=$1 floor_url=$2 cap; shift 2
+  [[ $name =~ ${ONLY:-.} ]] || return 0
+  if ! cap=$(bin/benchsum -load "$load" -capacity "$name/target" 2>&1); then fail "$name/rate" "$cap"; return; fi
+  local rate=$(( ${cap%.*} / 2 ))
+  for _ in $(seq 1 "$RUNS"); do
+    lg "$name/rate-floor" -mode http -target "$floor_url" -label2 "$name/rate-target" "$@" -rate "$rate"
+  done
+}
+
 echo "-- issue 2: API key (examples/quickstart; then log.decisions: none)"
 key=$(cat examples/quickstart/demo-key.txt)
 if portcullis examples/quickstart/portcullis.yaml; then
@@ -160,10 +174,8 @@ if portcullis examples/quickstart/portcullis.yaml; then
   pair proxy-apikey -mode http -target "http://127.0.0.1:$fl_http/api/hello" -- \
     -mode http -target "http://127.0.0.1:$pc_http/api/hello" -H "X-API-Key: $key"
   # Latency added per request, read below saturation (the closed loop measures throughput).
-  for _ in 1 2 3; do
-    fixed_rate proxy-apikey -mode http -target "http://127.0.0.1:$fl_http/api/hello" -- \
-      -mode http -target "http://127.0.0.1:$pc_http/api/hello" -H "X-API-Key: $key"
-  done
+  interleaved_rate proxy-apikey "http://127.0.0.1:$fl_http/api/hello" \
+    -target2 "http://127.0.0.1:$pc_http/api/hello" -H2 "X-API-Key: $key"
   stop "$pc_pid"
 else fail extauthz-apikey "$why"; fail proxy-apikey "$why"; fi
 if portcullis test/load/configs/apikey-nolog.yaml; then

@@ -147,6 +147,34 @@ func TestLoadTableSpeedStep(t *testing.T) {
 	t.Fatalf("no hmac line in:\n%s", out.String())
 }
 
+// TestP50DeltaPaired: the latency added is the median of the per-run differences of
+// the interleaved fixed-rate runs, not the difference of the two medians (which a
+// machine whose speed changes between runs skews: here medians give +730 µs).
+func TestP50DeltaPaired(t *testing.T) {
+	floor := []time.Duration{300, 300, 300, 1000, 1000}
+	target := []time.Duration{320, 330, 1030, 1030, 1030} // deltas 20, 30, 730, 30, 30
+	runs := []loadRun{
+		{pair: "proxy-apikey", role: "floor", rps: 9000, n: 1000},
+		{pair: "proxy-apikey", role: "target", rps: 8800, n: 1000},
+	}
+	for i := range floor {
+		runs = append(runs,
+			loadRun{pair: "proxy-apikey", role: "rate-floor", rps: 2000, p50: floor[i] * time.Microsecond, n: 1000},
+			loadRun{pair: "proxy-apikey", role: "rate-target", rps: 2000, p50: target[i] * time.Microsecond, n: 1000})
+	}
+	var out bytes.Buffer
+	writeLoadTable(&out, runs)
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "p50 latency added") {
+			if !strings.Contains(l, "p50 +30 µs") || !strings.Contains(l, "median of 5 runs, +20..+730 µs") || !strings.HasSuffix(l, "PASS") {
+				t.Errorf("latency line: %s", l)
+			}
+			return
+		}
+	}
+	t.Fatalf("no latency line in:\n%s", out.String())
+}
+
 func FuzzParseLoadLine(f *testing.F) {
 	f.Add("extauthz-jwt/target 5710 req/s p50 9.992ms p99 27.231ms n=5749 errors=0")
 	f.Add("a/b 1 req/s p50 1µs p99 -1h n=-1 errors=9999999999999999999999")

@@ -2,8 +2,10 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,4 +123,49 @@ func FuzzParseDescriptor(f *testing.F) {
 			}
 		}
 	})
+}
+
+// With -target2 requests alternate between the two URLs, each with its own headers,
+// and each side's latency is its own: a delay on one side shows only in its p50.
+func TestInterleavedTargets(t *testing.T) {
+	var gotA, gotB atomic.Int64
+	srvA := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Side") != "" {
+			t.Errorf("side A got X-Side %q", r.Header.Get("X-Side"))
+		}
+		gotA.Add(1)
+	}))
+	defer srvA.Close()
+	const delay = 5 * time.Millisecond
+	srvB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Side") != "b" {
+			t.Errorf("side B got X-Side %q", r.Header.Get("X-Side"))
+		}
+		gotB.Add(1)
+		time.Sleep(delay)
+	}))
+	defer srvB.Close()
+	c := config{mode: "http", target: srvA.URL, target2: srvB.URL, headers2: headerFlags{"X-Side: b"},
+		concurrency: 8, duration: 2 * time.Second, maxRequests: 200, rate: 400, expect: 200}
+	dos, closeFn, err := newDoers(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	res := run(c, dos)
+	if len(res) != 2 {
+		t.Fatalf("%d results, want 2", len(res))
+	}
+	if a, b := gotA.Load(), gotB.Load(); a != 100 || b != 100 || res[0].n != 100 || res[1].n != 100 {
+		t.Fatalf("requests A %d B %d, samples %d/%d; want 100 each", a, b, res[0].n, res[1].n)
+	}
+	if res[1].p50 < delay {
+		t.Fatalf("side B p50 %v, below its %v delay", res[1].p50, delay)
+	}
+	if res[0].errors+res[1].errors != 0 {
+		t.Fatalf("errors: %v %v", res[0].firstErr, res[1].firstErr)
+	}
+	if _, _, err := newDoers(config{mode: "rls", target2: "x", domain: "d"}); err == nil {
+		t.Fatal("-target2 accepted outside http mode")
+	}
 }

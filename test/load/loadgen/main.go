@@ -11,6 +11,11 @@
 //     before the run, one distinct nonce each, so replay protection can stay on and
 //     signing costs nothing during the measurement;
 //   - rls: Envoy RLS ShouldRateLimit calls for -domain with one descriptor per -desc.
+//
+// With -target2 (http mode), requests alternate between -target (with -H) and -target2
+// (with -H2) in one run, and one line is printed for each (-label, -label2). Both sides
+// then see the same machine at the same moments, so the difference of their latencies
+// does not depend on the machine's speed changing between runs (a 2-core VM's does).
 package main
 
 import (
@@ -44,6 +49,9 @@ type config struct {
 	warmup      time.Duration
 	label       string
 	headers     headerFlags
+	target2     string // http: alternate requests with this URL
+	headers2    headerFlags
+	label2      string
 	expect      int
 
 	bodyBytes      int    // extauthz: raw_body size
@@ -57,7 +65,7 @@ type config struct {
 
 func main() {
 	c := parseFlags()
-	do, closeFn, err := newDoer(c)
+	dos, closeFn, err := newDoers(c)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -66,19 +74,50 @@ func main() {
 	if c.warmup > 0 {
 		w := c
 		w.duration, w.rate = c.warmup, 0
-		run(w, do)
+		run(w, dos)
 	}
-	res := run(c, do)
-	fmt.Printf("%-36s %10.0f req/s  p50 %8s  p99 %8s  n=%d errors=%d\n", c.label, res.rps,
-		res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.n, res.errors)
-	if res.exhausted {
-		fmt.Fprintln(os.Stderr, "loadgen: the pre-signed requests ran out before -d; the run is shorter (raise -n)")
+	results := run(c, dos)
+	failed := false
+	for i, res := range results {
+		label := c.label
+		if i == 1 {
+			label = c.label2
+		}
+		fmt.Printf("%-36s %10.0f req/s  p50 %8s  p99 %8s  n=%d errors=%d\n", label, res.rps,
+			res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.n, res.errors)
+		if res.exhausted {
+			fmt.Fprintln(os.Stderr, "loadgen: the pre-signed requests ran out before -d; the run is shorter (raise -n)")
+		}
+		if res.errors > 0 {
+			fmt.Fprintf(os.Stderr, "loadgen: %s: first error: %v\n", label, res.firstErr)
+			failed = true
+		}
 	}
-	if res.errors > 0 {
-		fmt.Fprintln(os.Stderr, "loadgen: first error:", res.firstErr)
+	if failed {
 		closeFn()
 		os.Exit(1)
 	}
+}
+
+// newDoers returns the request makers a run alternates between: one, or two with
+// -target2.
+func newDoers(c config) ([]doer, func(), error) {
+	do, closeFn, err := newDoer(c)
+	if err != nil || c.target2 == "" {
+		return []doer{do}, closeFn, err
+	}
+	if c.mode != "http" {
+		closeFn()
+		return nil, nil, fmt.Errorf("-target2 needs -mode http")
+	}
+	c2 := c
+	c2.target, c2.headers = c.target2, c.headers2
+	do2, close2, err := newDoer(c2)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return []doer{do, do2}, func() { closeFn(); close2() }, nil
 }
 
 func parseFlags() config {
@@ -95,6 +134,9 @@ func parseFlags() config {
 	flag.DurationVar(&c.warmup, "warmup", time.Second, "warm-up before measuring")
 	flag.StringVar(&c.label, "label", "", "label printed with the result")
 	flag.Var(&c.headers, "H", "request header 'Name: value' (repeatable)")
+	flag.StringVar(&c.target2, "target2", "", "http: alternate requests between -target and this URL, one result line each")
+	flag.Var(&c.headers2, "H2", "request header for -target2 (repeatable)")
+	flag.StringVar(&c.label2, "label2", "", "label printed with -target2's result")
 	flag.IntVar(&c.expect, "expect", 200, "expected HTTP status (200 means OK for ext_authz and RLS)")
 	flag.IntVar(&c.bodyBytes, "body-bytes", 0, "extauthz: raw_body of this many bytes (pack_as_bytes)")
 	flag.StringVar(&c.hmacKeyID, "hmac-key-id", "", "extauthz: sign each request (RFC 9421 hmac-sha256) with this key id")
@@ -135,21 +177,24 @@ type result struct {
 // maxSamples bounds the latency samples kept per worker.
 const maxSamples = 200_000
 
-// run drives do with c.concurrency workers until c.duration or c.maxRequests. At a
-// fixed rate, request i is due at start + i/rate and its latency is measured from
-// that due time, so a server that falls behind shows as latency, not as a lower rate.
-func run(c config, do doer) result {
+// run drives dos with c.concurrency workers until c.duration or c.maxRequests; request
+// i goes to dos[i % len(dos)], and the result is per doer. At a fixed rate, request i
+// is due at start + i/rate and its latency is measured from that due time, so a server
+// that falls behind shows as latency, not as a lower rate.
+func run(c config, dos []doer) []result {
 	// Workers stop issuing at the deadline and let in-flight requests finish with their
 	// own timeout, so the end of a run never shows up as errors.
 	var stop, exhausted atomic.Bool
 	timer := time.AfterFunc(c.duration, func() { stop.Store(true) })
 	defer timer.Stop()
+	sides := len(dos)
 	var (
-		issued, errs atomic.Int64
-		mu           sync.Mutex
-		all          []time.Duration
-		firstErr     error
-		wg           sync.WaitGroup
+		issued   atomic.Int64
+		errs     = make([]atomic.Int64, sides)
+		mu       sync.Mutex
+		all      = make([][]time.Duration, sides)
+		firstErr = make([]error, sides)
+		wg       sync.WaitGroup
 	)
 	var interval time.Duration
 	if c.rate > 0 {
@@ -160,12 +205,16 @@ func run(c config, do doer) result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat := make([]time.Duration, 0, 4096)
+			lat := make([][]time.Duration, sides)
+			for k := range lat {
+				lat[k] = make([]time.Duration, 0, 4096/sides)
+			}
 			for !stop.Load() {
 				i := issued.Add(1)
 				if i > c.maxRequests {
 					break
 				}
+				side := int((i - 1) % int64(sides))
 				t0 := time.Now()
 				if interval > 0 {
 					t0 = start.Add(time.Duration(i-1) * interval)
@@ -176,39 +225,45 @@ func run(c config, do doer) result {
 						break
 					}
 				}
-				err := callOnce(do)
+				err := callOnce(dos[side])
 				if errors.Is(err, errExhausted) {
 					exhausted.Store(true)
 					stop.Store(true)
 					break
 				}
 				if err != nil {
-					if errs.Add(1) == 1 {
+					if errs[side].Add(1) == 1 {
 						mu.Lock()
-						firstErr = err
+						firstErr[side] = err
 						mu.Unlock()
 					}
 					continue
 				}
-				if len(lat) < maxSamples {
-					lat = append(lat, time.Since(t0))
+				if len(lat[side]) < maxSamples {
+					lat[side] = append(lat[side], time.Since(t0))
 				}
 			}
 			mu.Lock()
-			all = append(all, lat...)
+			for k := range lat {
+				all[k] = append(all[k], lat[k]...)
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	slices.Sort(all)
-	r := result{n: int64(len(all)), errors: errs.Load(), firstErr: firstErr, exhausted: exhausted.Load()}
-	if len(all) > 0 {
-		r.p50 = all[len(all)/2]
-		r.p99 = all[len(all)*99/100]
-		r.rps = float64(len(all)) / elapsed.Seconds()
+	results := make([]result, sides)
+	for k := range results {
+		r := &results[k]
+		slices.Sort(all[k])
+		*r = result{n: int64(len(all[k])), errors: errs[k].Load(), firstErr: firstErr[k], exhausted: exhausted.Load()}
+		if len(all[k]) > 0 {
+			r.p50 = all[k][len(all[k])/2]
+			r.p99 = all[k][len(all[k])*99/100]
+			r.rps = float64(len(all[k])) / elapsed.Seconds()
+		}
 	}
-	return r
+	return results
 }
 
 // callOnce runs one request under its own timeout.
