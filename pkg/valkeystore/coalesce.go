@@ -22,10 +22,11 @@ const coalescerShards = 16
 
 // maxInflight is how many script calls one key may have in flight at once. More than
 // one keeps the server busy while a reply travels back, but makes smaller batches and
-// more server work: measured at 64 streams on one key with the server sharing a core
-// with the load, 1 reached 62-75% of the always-allow floor, 2 reached 60-67%, 4
-// reached 43-49% (docs/ratelimit.md). Each call is atomic on the server, so concurrent
-// calls on one key would change nothing about what is admitted.
+// more server work: measured at 64 streams on one key (median of 24 short pairs
+// against the always-allow floor, 2026-11-23, with the runner), 1 reached 64% with
+// Redis on the load generator's core and 70.5% with Redis unpinned, 2 reached 62% and
+// 65%, 3 reached 57.5% (docs/performance.md). Each call is atomic on the server, so
+// concurrent calls on one key would change nothing about what is admitted.
 const maxInflight = 1
 
 // limitKey identifies the decisions that may share one script call: one server key
@@ -162,7 +163,8 @@ func (c *coalescer) shard(key string) *coalescerShard {
 	return &c.shards[maphash.String(c.seed, key)%coalescerShards]
 }
 
-// take makes one decision of cost on lk and returns its 4 script integers, within the
+// take makes one decision of cost on lk and returns its result as replay gives it
+// ({allowed, remaining, retry_after_us, reset_after_us}), within the
 // coalescer's timeout of being called and at most until ctx is done; an error is the
 // call's or ctx's.
 //
