@@ -49,8 +49,10 @@ type limitKey struct {
 // is woken when the previous call returns, and on a busy core a woken goroutine waits
 // behind everything readied after it (the returning call's members and their gRPC
 // writes). A member made leader waited ~0.5 ms that way per call at 64 streams on one
-// key, a third of each round; the runner is the goroutine the client wakes with the
-// reply, so it releases the members and sends the next batch before anything else runs.
+// key, a third of each round. Once a key's chain runs, the runner is the goroutine the
+// client wakes with the reply, so it releases the members and sends the next batch
+// before anything else runs; only a chain's first batch, started after a call sent on
+// its own returns, waits for its new runner to be scheduled.
 type coalescer struct {
 	client  valkey.Client
 	timeout time.Duration // bounds every decision: Options.Timeout
@@ -175,7 +177,7 @@ func (c *coalescer) shard(key string) *coalescerShard {
 // hot key costs one timer per batch instead of one per decision.
 func (c *coalescer) take(ctx context.Context, lk limitKey, cost uint64) ([4]int64, error) {
 	if !c.queueing() {
-		return c.single(ctx, lk, cost)
+		return c.single(ctx, lk, cost, time.Now().Add(c.timeout))
 	}
 	sh := c.shard(lk.key)
 	sh.mu.Lock()
@@ -185,8 +187,11 @@ func (c *coalescer) take(ctx context.Context, lk limitKey, cost uint64) ([4]int6
 	case kc.calls < maxInflight: // room for another call: send at once
 		kc.calls++
 		sh.inflight[lk] = kc
+		// The deadline is taken under the lock, so a batch created after it (which
+		// waits for this call) has a later one: no member waits past its own.
+		deadline := time.Now().Add(c.timeout)
 		sh.mu.Unlock()
-		v, err := c.single(ctx, lk, cost)
+		v, err := c.single(ctx, lk, cost, deadline)
 		if next := c.returned(sh, lk); next != nil {
 			go c.run(sh, lk, next)
 		}
@@ -197,7 +202,7 @@ func (c *coalescer) take(ctx context.Context, lk limitKey, cost uint64) ([4]int6
 		sh.inflight[lk] = kc
 	case b.n == maxBatch:
 		sh.mu.Unlock()
-		return c.single(ctx, lk, cost)
+		return c.single(ctx, lk, cost, time.Now().Add(c.timeout))
 	}
 	i := b.n
 	b.n++
@@ -221,9 +226,10 @@ func newBatch(deadline time.Time) *batch {
 	return &batch{costs: costs, deadline: deadline, done: make(chan struct{})}
 }
 
-// single makes a call for one decision under the caller's ctx and the timeout.
-func (c *coalescer) single(ctx context.Context, lk limitKey, cost uint64) ([4]int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+// single makes a call for one decision under the caller's ctx and deadline (its
+// start plus the timeout).
+func (c *coalescer) single(ctx context.Context, lk limitKey, cost uint64, deadline time.Time) ([4]int64, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	var res [1][4]int64
 	if err := c.send(ctx, lk, []uint64{cost}, res[:]); err != nil {
@@ -245,13 +251,16 @@ func (c *coalescer) run(sh *coalescerShard, lk limitKey, b *batch) {
 		cancel()
 		releaseCosts(b)
 		b.res, b.err = res, err
+		// The key's state is updated before the members are woken, so a caller that
+		// returns sees it with this call no longer in flight.
+		next := c.returned(sh, lk)
 		close(b.done)
-		b = c.returned(sh, lk)
+		b = next
 	}
 }
 
 // returned is called when one of lk's calls returned. It returns the pending batch,
-// now given that call's place, for the caller to send (or to hand to a runner); or, with
+// now given that call's place, for a runner to send; or, with
 // nothing pending or only members that gave up, lk has one call fewer in flight (and
 // leaves the map at none) and it returns nil.
 func (c *coalescer) returned(sh *coalescerShard, lk limitKey) *batch {

@@ -31,10 +31,10 @@
 // than Timeout, and a hot key pays one timer per batch rather than one per decision.
 // While the store is slow (a moving average of call times above Timeout/2, where a
 // queued decision's two round trips would not fit), decisions do not queue: each sends
-// its own call until calls are fast again.
-// A caller whose own context ends first returns then. A caller that gives up before its batch is
-// sent is withdrawn (its cost becomes 0); one that gives up after may still be
-// counted, as with any timeout after sending.
+// its own call until calls are fast again. A caller whose own context ends first
+// returns then. A caller that gives up before its batch is sent is withdrawn (its cost
+// becomes 0); one that gives up after may still be counted, as with any timeout after
+// sending.
 //
 // Keys are PREFIX + kind + ":{" + scope + "}" + rest, where scope is the caller's key
 // up to its first ':' (filters put the limit's name there). The braces are a cluster

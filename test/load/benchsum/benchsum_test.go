@@ -199,3 +199,19 @@ func FuzzParseBenchLine(f *testing.F) {
 		}
 	})
 }
+
+// TestP50DeltaNoUsablePair: fixed-rate runs that all failed give no figure, not the
+// closed-loop p50 difference (which only restates the throughput ratio).
+func TestP50DeltaNoUsablePair(t *testing.T) {
+	runs := []loadRun{
+		{pair: "proxy-apikey", role: "floor", rps: 9000, p50: 7000 * time.Microsecond, n: 1000},
+		{pair: "proxy-apikey", role: "target", rps: 8800, p50: 7010 * time.Microsecond, n: 1000},
+		{pair: "proxy-apikey", role: "rate-floor", rps: 2000, n: 1000, errors: 500},
+		{pair: "proxy-apikey", role: "rate-target", rps: 2000, n: 1000, errors: 500},
+	}
+	var out bytes.Buffer
+	writeLoadTable(&out, runs)
+	if !strings.Contains(out.String(), "no usable fixed-rate run pair") || strings.Contains(out.String(), "closed loop at saturation") {
+		t.Fatalf("latency line:\n%s", out.String())
+	}
+}

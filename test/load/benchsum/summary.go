@@ -58,6 +58,31 @@ func summarize(runs []loadRun, pair, role string) stats {
 	return st
 }
 
+// writeLatencyAdded prints t's p50 latency added over its floor. It is read from the
+// fixed-rate runs when there are any: in a closed loop at saturation p50 is
+// concurrency / throughput, so it restates the throughput ratio instead of measuring
+// per-request latency, and it is used only when no fixed-rate run was made. Each
+// fixed-rate run alternates its requests between floor and target, so the delta is
+// taken per run and the median of the runs' deltas decides.
+func writeLatencyAdded(w io.Writer, t loadTarget, runs []loadRun, fl, tg stats) {
+	line := func(d time.Duration, how string) {
+		fmt.Fprintf(w, "%-5s %-64s p50 %+.0f µs over the floor (%s; goal <= +%s µs): %s\n", t.issue,
+			"  same, p50 latency added", float64(d)/float64(time.Microsecond), how, us(t.maxP50Delta), passMiss(d <= t.maxP50Delta))
+	}
+	ds := runDeltas(runs, t.pair)
+	rf, rt := summarize(runs, t.pair, "rate-floor"), summarize(runs, t.pair, "rate-target")
+	switch {
+	case len(ds) > 0:
+		line(medianDuration(ds), fmt.Sprintf("fixed rate, half capacity in all, a quarter each, requests alternated; median of %d runs, %+.0f..%+.0f µs",
+			len(ds), float64(ds[0])/float64(time.Microsecond), float64(ds[len(ds)-1])/float64(time.Microsecond)))
+	case rf.usable+rf.unused+rt.usable+rt.unused > 0:
+		fmt.Fprintf(w, "%-5s %-64s no usable fixed-rate run pair (goal <= +%s µs): FAILED\n", t.issue,
+			"  same, p50 latency added", us(t.maxP50Delta))
+	case fl.usable > 0 && tg.usable > 0:
+		line(tg.p50-fl.p50, "closed loop at saturation")
+	}
+}
+
 // pairedRuns pairs the i-th run of pair in floorRole with its i-th run in targetRole
 // (they alternate seconds apart, or come from one interleaved run) and returns the
 // pairs where both are usable.
@@ -164,25 +189,7 @@ func writeLoadTable(w io.Writer, runs []loadRun) {
 		}
 		fmt.Fprintln(w)
 		if t.maxP50Delta > 0 {
-			// Latency added is read from the fixed-rate runs when there are any: in a
-			// closed loop at saturation p50 is concurrency / throughput, so it restates
-			// the throughput ratio instead of measuring per-request latency.
-			// Each fixed-rate run alternates its requests between floor and target, so
-			// the delta is taken per run and the median of the runs' deltas decides.
-			lf, lt, how := fl, tg, "closed loop at saturation"
-			ds := runDeltas(runs, t.pair)
-			if len(ds) > 0 {
-				how = fmt.Sprintf("fixed rate, half capacity, requests alternated; median of %d runs, %+.0f..%+.0f µs",
-					len(ds), float64(ds[0])/float64(time.Microsecond), float64(ds[len(ds)-1])/float64(time.Microsecond))
-			}
-			if len(ds) > 0 || (lf.usable > 0 && lt.usable > 0) {
-				d := lt.p50 - lf.p50
-				if len(ds) > 0 {
-					d = medianDuration(ds)
-				}
-				fmt.Fprintf(w, "%-5s %-64s p50 %+.0f µs over the floor (%s; goal <= +%s µs): %s\n", t.issue,
-					"  same, p50 latency added", float64(d)/float64(time.Microsecond), how, us(t.maxP50Delta), passMiss(d <= t.maxP50Delta))
-			}
+			writeLatencyAdded(w, t, runs, fl, tg)
 		}
 	}
 }

@@ -145,8 +145,10 @@ func TestInterleavedTargets(t *testing.T) {
 		time.Sleep(delay)
 	}))
 	defer srvB.Close()
+	// The request count bounds the run (about 0.5 s at this rate); the duration is
+	// only a backstop, so a slow machine does not cut the run short.
 	c := config{mode: "http", target: srvA.URL, target2: srvB.URL, headers2: headerFlags{"X-Side: b"},
-		concurrency: 8, duration: 2 * time.Second, maxRequests: 200, rate: 400, expect: 200}
+		label: "a", label2: "b", concurrency: 8, duration: time.Minute, maxRequests: 200, rate: 400, expect: 200}
 	dos, closeFn, err := newDoers(c)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +167,18 @@ func TestInterleavedTargets(t *testing.T) {
 	if res[0].errors+res[1].errors != 0 {
 		t.Fatalf("errors: %v %v", res[0].firstErr, res[1].firstErr)
 	}
-	if _, _, err := newDoers(config{mode: "rls", target2: "x", domain: "d"}); err == nil {
-		t.Fatal("-target2 accepted outside http mode")
+	for _, bad := range []struct {
+		c    config
+		want string
+	}{
+		{config{mode: "rls", target: "127.0.0.1:1", domain: "d", descs: headerFlags{"k=v"}, target2: "x", label2: "b"}, "needs -mode http"},
+		{config{mode: "http", target: srvA.URL, target2: srvB.URL}, "-label2 other"},
+		{config{mode: "http", target: srvA.URL, target2: srvB.URL, label: "a", label2: "a"}, "-label2 other"},
+		{config{mode: "http", target: srvA.URL, label2: "b"}, "need -target2"},
+		{config{mode: "http", target: srvA.URL, headers2: headerFlags{"X-Side: b"}}, "need -target2"},
+	} {
+		if _, _, err := newDoers(bad.c); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: err %v, want %q", bad.c, err, bad.want)
+		}
 	}
 }

@@ -102,13 +102,18 @@ func main() {
 // newDoers returns the request makers a run alternates between: one, or two with
 // -target2.
 func newDoers(c config) ([]doer, func(), error) {
+	switch {
+	case c.target2 == "" && (len(c.headers2) > 0 || c.label2 != ""):
+		return nil, nil, fmt.Errorf("-H2 and -label2 need -target2")
+	case c.target2 != "" && c.mode != "http":
+		return nil, nil, fmt.Errorf("-target2 needs -mode http")
+	case c.target2 != "" && (c.label2 == "" || c.label2 == c.label):
+		// Results are read back by label: the two lines must be told apart.
+		return nil, nil, fmt.Errorf("-target2 needs a -label2 other than -label")
+	}
 	do, closeFn, err := newDoer(c)
 	if err != nil || c.target2 == "" {
 		return []doer{do}, closeFn, err
-	}
-	if c.mode != "http" {
-		closeFn()
-		return nil, nil, fmt.Errorf("-target2 needs -mode http")
 	}
 	c2 := c
 	c2.target, c2.headers = c.target2, c.headers2
