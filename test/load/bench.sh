@@ -12,9 +12,10 @@
 #      the bare proxy and Portcullis (latency added), the Valkey path's one side at a time;
 #   3. test/load/results/summary.txt, printed at the end.
 # Servers (Portcullis, floor) are pinned to CPU 1; the load generator and the upstream
-# to CPU 0; redis-server is not pinned (see docs/performance.md). Everything listens on 127.0.0.1 (free ports). A target that
-# cannot run is reported with its reason and the script goes on; the exit status is
-# non-zero only when nothing could be measured (build failure).
+# to CPU 0; redis-server is not pinned (see docs/performance.md). Everything listens on
+# 127.0.0.1 (free ports). A target that cannot run is reported with its reason and the
+# script goes on; the exit status is non-zero only when nothing could be measured
+# (build failure).
 #
 # Environment: RUNS (3), DUR (5s), WARMUP (1s), CONC (64), BENCHTIME (0.5s), COUNT (3),
 # HMAC_POOL (pre-signed requests per hmac run, 400000), BENCH_LOG_LEVEL (info: the
