@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/encoding"
@@ -20,13 +21,18 @@ import (
 //     with -tags vtprotobuf, as the Makefile does) instead of by reflection;
 //   - a CheckResponse is decoded only as far as the generator checks it: status code and
 //     message, which of ok_response and denied_response is set, the denial's HTTP status
-//     and body. Everything else (headers, dynamic_metadata) is skipped unread.
+//     and body. Everything else (headers, dynamic_metadata) is skipped unread;
+//   - a RateLimitResponse likewise: overall_code and each status's code. current_limit,
+//     limit_remaining, duration_until_reset and the headers are skipped unread.
 //
 // Measured before this codec: the generator spent 48 µs of CPU per call against the
 // always-allow floor and 72 µs against Portcullis's API-key answer, almost all of the
 // difference in reflective decoding of headers and dynamic_metadata, on the core it
 // shares with nothing but itself. That penalised the larger (richer) answer, not the
-// server that produced it.
+// server that produced it. The same holds on a smaller scale for RLS: the floor answers
+// each descriptor with a bare OK status, Portcullis with the limit, the remaining count
+// and a Duration, which took the generator 1.2 µs per call to decode by reflection
+// against 0.45 µs read this way (BenchmarkDecodeRateLimitResponse).
 type clientCodec struct{ std encoding.CodecV2 }
 
 func newClientCodec() clientCodec { return clientCodec{std: encoding.GetCodecV2("proto")} }
@@ -52,13 +58,18 @@ func (c clientCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c clientCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	resp, ok := v.(*authv3.CheckResponse)
-	if !ok {
+	var decode func([]byte) error
+	switch resp := v.(type) {
+	case *authv3.CheckResponse:
+		decode = func(b []byte) error { return decodeCheckResponse(b, resp) }
+	case *rlsv3.RateLimitResponse:
+		decode = func(b []byte) error { return decodeRateLimitResponse(b, resp) }
+	default:
 		return c.std.Unmarshal(data, v)
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
-	return decodeCheckResponse(buf.ReadOnlyData(), resp)
+	return decode(buf.ReadOnlyData())
 }
 
 // CheckResponse field numbers (envoy/service/auth/v3/external_auth.proto) and those of
@@ -73,7 +84,37 @@ const (
 	fieldDeniedBody     = 3 // DeniedHttpResponse.body
 )
 
-var errTruncated = errors.New("check response: truncated or malformed field")
+// RateLimitResponse field numbers (envoy/service/ratelimit/v3/rls.proto) that the
+// generator reads.
+const (
+	fieldOverallCode    = 1 // RateLimitResponse.overall_code
+	fieldStatuses       = 2 // RateLimitResponse.statuses: DescriptorStatus
+	fieldDescriptorCode = 1 // DescriptorStatus.code
+)
+
+var errTruncated = errors.New("response: truncated or malformed field")
+
+// decodeRateLimitResponse fills resp's overall_code and one status per DescriptorStatus
+// (its code only) from the wire bytes b; other fields are skipped.
+func decodeRateLimitResponse(b []byte, resp *rlsv3.RateLimitResponse) error {
+	resp.Reset()
+	return eachField(b, func(num protowire.Number, typ protowire.Type, val []byte, varint uint64) error {
+		switch {
+		case num == fieldOverallCode && typ == protowire.VarintType:
+			resp.OverallCode = rlsv3.RateLimitResponse_Code(varint)
+		case num == fieldStatuses && typ == protowire.BytesType:
+			st := &rlsv3.RateLimitResponse_DescriptorStatus{}
+			resp.Statuses = append(resp.Statuses, st)
+			return eachField(val, func(num protowire.Number, typ protowire.Type, _ []byte, varint uint64) error {
+				if num == fieldDescriptorCode && typ == protowire.VarintType {
+					st.Code = rlsv3.RateLimitResponse_Code(varint)
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+}
 
 // decodeCheckResponse fills resp's status, and its ok or denied response (the denial's
 // HTTP status and body), from the wire bytes b; other fields are skipped.

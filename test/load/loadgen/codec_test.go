@@ -2,13 +2,17 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -72,5 +76,118 @@ func TestClientCodecCheckResponse(t *testing.T) {
 		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &got); err == nil {
 			t.Errorf("% x: decoded a malformed response", bad)
 		}
+	}
+}
+
+// TestClientCodecRateLimitResponse: the lean decoder reads the same overall_code and
+// status codes as the full protobuf decoder, skipping limits, durations and headers.
+func TestClientCodecRateLimitResponse(t *testing.T) {
+	rich := func(code rlsv3.RateLimitResponse_Code) *rlsv3.RateLimitResponse_DescriptorStatus {
+		return &rlsv3.RateLimitResponse_DescriptorStatus{
+			Code:               code,
+			CurrentLimit:       &rlsv3.RateLimitResponse_RateLimit{Name: "per-ip", RequestsPerUnit: 100, Unit: rlsv3.RateLimitResponse_RateLimit_MINUTE},
+			LimitRemaining:     7,
+			DurationUntilReset: durationpb.New(1500 * time.Millisecond),
+		}
+	}
+	tests := map[string]*rlsv3.RateLimitResponse{
+		"ok with limits and headers": {
+			OverallCode:          rlsv3.RateLimitResponse_OK,
+			Statuses:             []*rlsv3.RateLimitResponse_DescriptorStatus{rich(rlsv3.RateLimitResponse_OK), rich(rlsv3.RateLimitResponse_OK)},
+			ResponseHeadersToAdd: []*corev3.HeaderValue{{Key: "ratelimit", Value: `"per-ip";r=7;t=2`}},
+		},
+		"over limit in the second descriptor": {
+			OverallCode: rlsv3.RateLimitResponse_OVER_LIMIT,
+			Statuses:    []*rlsv3.RateLimitResponse_DescriptorStatus{rich(rlsv3.RateLimitResponse_OK), rich(rlsv3.RateLimitResponse_OVER_LIMIT)},
+			RawBody:     []byte("slow down"),
+		},
+		"bare ok (the floor's answer)": {
+			OverallCode: rlsv3.RateLimitResponse_OK,
+			Statuses:    []*rlsv3.RateLimitResponse_DescriptorStatus{{Code: rlsv3.RateLimitResponse_OK}},
+		},
+		"empty": {},
+	}
+	c := newClientCodec()
+	for name, in := range tests {
+		wire, err := proto.Marshal(in)
+		if err != nil {
+			t.Fatalf("%s: marshal: %v", name, err)
+		}
+		var got rlsv3.RateLimitResponse
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, &got); err != nil {
+			t.Fatalf("%s: unmarshal: %v", name, err)
+		}
+		if got.GetOverallCode() != in.GetOverallCode() {
+			t.Errorf("%s: overall code %v, want %v", name, got.GetOverallCode(), in.GetOverallCode())
+		}
+		if len(got.GetStatuses()) != len(in.GetStatuses()) {
+			t.Fatalf("%s: %d statuses, want %d", name, len(got.GetStatuses()), len(in.GetStatuses()))
+		}
+		for i, st := range in.GetStatuses() {
+			if got.Statuses[i].GetCode() != st.GetCode() {
+				t.Errorf("%s: status %d code %v, want %v", name, i, got.Statuses[i].GetCode(), st.GetCode())
+			}
+		}
+	}
+	for _, bad := range [][]byte{{0x12, 0x05, 0x08}, {0x08}, {0xff}} {
+		var got rlsv3.RateLimitResponse
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &got); err == nil {
+			t.Errorf("% x: decoded a malformed response", bad)
+		}
+	}
+}
+
+// TestRateLimitFieldNumbers pins the field numbers the lean decoder uses to the proto's.
+func TestRateLimitFieldNumbers(t *testing.T) {
+	resp := (&rlsv3.RateLimitResponse{}).ProtoReflect().Descriptor().Fields()
+	st := (&rlsv3.RateLimitResponse_DescriptorStatus{}).ProtoReflect().Descriptor().Fields()
+	for _, c := range []struct {
+		name string
+		got  protoreflect.FieldNumber
+		want int
+	}{
+		{"overall_code", resp.ByName("overall_code").Number(), fieldOverallCode},
+		{"statuses", resp.ByName("statuses").Number(), fieldStatuses},
+		{"DescriptorStatus.code", st.ByName("code").Number(), fieldDescriptorCode},
+	} {
+		if int(c.got) != c.want {
+			t.Errorf("%s is field %d in the proto, the decoder reads %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// BenchmarkDecodeRateLimitResponse compares the lean decoder with protobuf-go's on
+// Portcullis's answer to one descriptor (limit, remaining, reset).
+func BenchmarkDecodeRateLimitResponse(b *testing.B) {
+	wire, err := proto.Marshal(&rlsv3.RateLimitResponse{
+		OverallCode: rlsv3.RateLimitResponse_OK,
+		Statuses: []*rlsv3.RateLimitResponse_DescriptorStatus{{
+			Code:               rlsv3.RateLimitResponse_OK,
+			CurrentLimit:       &rlsv3.RateLimitResponse_RateLimit{Name: "bench", RequestsPerUnit: 1_000_000_000, Unit: rlsv3.RateLimitResponse_RateLimit_SECOND},
+			LimitRemaining:     999_999_999,
+			DurationUntilReset: durationpb.New(time.Microsecond),
+		}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := mem.BufferSlice{mem.SliceBuffer(wire)}
+	c := newClientCodec()
+	for _, bc := range []struct {
+		name   string
+		decode func(*rlsv3.RateLimitResponse) error
+	}{
+		{"lean", func(r *rlsv3.RateLimitResponse) error { return c.Unmarshal(data, r) }},
+		{"protobuf", func(r *rlsv3.RateLimitResponse) error { return c.std.Unmarshal(data, r) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var r rlsv3.RateLimitResponse
+				if err := bc.decode(&r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
