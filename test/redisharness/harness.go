@@ -8,7 +8,10 @@ package redisharness
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,12 +26,39 @@ import (
 // startTimeout bounds how long a server may take to answer PING.
 const startTimeout = 10 * time.Second
 
+// Options set a server up beyond a plain standalone one. The zero value is Start's.
+type Options struct {
+	// Args are extra server arguments, e.g. "--requirepass", "pw".
+	Args []string
+	// TLS, when set, makes the server accept TLS only, on its port, with these files.
+	TLS *TLSFiles
+	// Cluster enables cluster mode (its nodes file in the server's directory); see
+	// StartCluster for a cluster whose slots are assigned.
+	Cluster bool
+	// Sentinel, when set, runs the process as a sentinel monitoring that primary.
+	Sentinel *Sentinel
+}
+
+// TLSFiles are the PEM files of a TLS server; Client is the configuration its readiness
+// probe dials with (trusting the CA).
+type TLSFiles struct {
+	CertFile, KeyFile, CAFile string
+	Client                    *tls.Config
+}
+
+// Sentinel is the primary a sentinel monitors, under the master name Name.
+type Sentinel struct {
+	Name    string
+	Primary string // host:port
+}
+
 // Server is one running (or stopped) server process.
 type Server struct {
 	t      testing.TB
 	bin    string
 	dir    string
 	port   int
+	opts   Options
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -56,6 +86,13 @@ func isExecutable(p string) bool {
 // Start starts a server for the test and registers its stop with t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith starts a server set up by o for the test and registers its stop with
+// t.Cleanup.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
 	bin := Binary()
 	if bin == "" {
 		msg := "redisharness: neither valkey-server nor redis-server found on PATH"
@@ -68,7 +105,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("redisharness: %v", err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), port: port}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), port: port, opts: o}
 	t.Cleanup(s.Stop)
 	if err := s.start(); err != nil {
 		t.Fatalf("redisharness: %v", err)
@@ -94,15 +131,11 @@ func (s *Server) start() error {
 	if s.cmd != nil {
 		return nil
 	}
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--dir", s.dir,
-		"--save", "",
-		"--appendonly", "no",
-		"--protected-mode", "yes",
-		"--logfile", filepath.Join(s.dir, "server.log"),
-	)
+	args, err := s.args()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.bin, args...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
@@ -114,7 +147,7 @@ func (s *Server) start() error {
 	s.cmd, s.exited = cmd, exited
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if err := ping(s.Addr()); err == nil {
+		if err := s.ping(); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			s.stopLocked()
@@ -127,6 +160,43 @@ func (s *Server) start() error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// args is the server's command line for its options.
+func (s *Server) args() ([]string, error) {
+	port := strconv.Itoa(s.port)
+	var args []string
+	if st := s.opts.Sentinel; st != nil {
+		// A sentinel rewrites its configuration file, so it needs one of its own.
+		host, pport, err := net.SplitHostPort(st.Primary)
+		if err != nil {
+			return nil, fmt.Errorf("sentinel primary %q: %w", st.Primary, err)
+		}
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		// Quorum 1 and short timeouts: one sentinel decides, and a test's failover takes
+		// seconds, not minutes.
+		text := fmt.Sprintf("sentinel monitor %[1]s %[2]s %[3]s 1\n"+
+			"sentinel down-after-milliseconds %[1]s 1000\nsentinel failover-timeout %[1]s 5000\n", st.Name, host, pport)
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			return nil, err
+		}
+		args = append(args, conf, "--sentinel")
+	} else {
+		args = append(args, "--save", "", "--appendonly", "no")
+	}
+	args = append(args, "--bind", "127.0.0.1", "--dir", s.dir, "--protected-mode", "yes",
+		"--logfile", filepath.Join(s.dir, "server.log"))
+	if f := s.opts.TLS; f != nil {
+		args = append(args, "--port", "0", "--tls-port", port, "--tls-cert-file", f.CertFile,
+			"--tls-key-file", f.KeyFile, "--tls-ca-cert-file", f.CAFile, "--tls-auth-clients", "no")
+	} else {
+		args = append(args, "--port", port)
+	}
+	if s.opts.Cluster {
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
+			"--cluster-node-timeout", "2000")
+	}
+	return append(args, s.opts.Args...), nil
 }
 
 // Stop stops the server (a no-op when it is stopped) and waits for it to exit.
@@ -162,28 +232,91 @@ func (s *Server) logTail() string {
 	return strings.TrimSpace(string(b))
 }
 
-// ping sends an inline PING and expects +PONG.
+// ping reports whether the server answers: +PONG, or -NOAUTH from one that requires a
+// password.
+func (s *Server) ping() error {
+	reply, err := s.Command("PING")
+	if err != nil && !strings.HasPrefix(err.Error(), "NOAUTH") {
+		return err
+	}
+	if err == nil && reply != "PONG" {
+		return fmt.Errorf("unexpected reply %q", reply)
+	}
+	return nil
+}
+
+// ping reports whether a plain server on addr answers PING.
 func ping(addr string) error {
+	reply, err := command(addr, nil, "PING")
+	if err == nil && reply != "PONG" {
+		err = fmt.Errorf("unexpected reply %q", reply)
+	}
+	return err
+}
+
+// Command sends one command on a new connection (over TLS when the server has it) and
+// returns its reply: a simple string, an integer or a bulk string as text; an error
+// reply as an error carrying its text. Arrays are not read. For tests' setup
+// (CLUSTER, CONFIG, DBSIZE), not for the code under test.
+func (s *Server) Command(args ...string) (string, error) {
+	var client *tls.Config
+	if s.opts.TLS != nil {
+		client = s.opts.TLS.Client
+	}
+	return command(s.Addr(), client, args...)
+}
+
+func command(addr string, client *tls.Config, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	var c net.Conn
+	var err error
+	if client != nil {
+		d := tls.Dialer{Config: client}
+		c, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
+	var req []byte
+	req = fmt.Appendf(req, "*%d\r\n", len(args))
+	for _, a := range args {
+		req = fmt.Appendf(req, "$%d\r\n%s\r\n", len(a), a)
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	if _, err := c.Write(req); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
 	if err != nil {
-		return err
+		return "", err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("unexpected reply %q", line)
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty reply")
 	}
-	return nil
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", errors.New(line[1:])
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("bulk reply %q", line)
+		}
+		b := make([]byte, n+2)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return "", err
+		}
+		return string(b[:n]), nil
+	}
+	return "", fmt.Errorf("unsupported reply %q", line)
 }
 
 // freePort asks the kernel for a free loopback port.
@@ -194,4 +327,42 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// clusterSlots is the number of hash slots in a Redis/Valkey cluster.
+const clusterSlots = 16384
+
+// StartCluster starts n cluster-mode primaries (no replicas), splits the hash slots
+// evenly among them, joins them, and waits until every node reports cluster_state:ok.
+func StartCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	nodes := make([]*Server, n)
+	for i := range nodes {
+		nodes[i] = StartWith(t, Options{Cluster: true})
+	}
+	for i, s := range nodes {
+		lo, hi := i*clusterSlots/n, (i+1)*clusterSlots/n-1
+		if _, err := s.Command("CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(lo), strconv.Itoa(hi)); err != nil {
+			t.Fatalf("redisharness: cluster node %s: add slots %d-%d: %v", s.Addr(), lo, hi, err)
+		}
+		if i > 0 {
+			if _, err := s.Command("CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(nodes[0].port)); err != nil {
+				t.Fatalf("redisharness: cluster node %s: meet: %v", s.Addr(), err)
+			}
+		}
+	}
+	deadline := time.Now().Add(startTimeout)
+	for _, s := range nodes {
+		for {
+			info, err := s.Command("CLUSTER", "INFO")
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redisharness: cluster node %s not ok after %v: %q %v", s.Addr(), startTimeout, info, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nodes
 }

@@ -1,6 +1,9 @@
 package redisharness
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestStartStopRestart(t *testing.T) {
 	s := Start(t)
@@ -16,5 +19,41 @@ func TestStartStopRestart(t *testing.T) {
 	s.Restart()
 	if err := ping(s.Addr()); err != nil {
 		t.Fatalf("PING after Restart: %v", err)
+	}
+}
+
+// TestCommandReplies: Command reads each kind of reply a setup step needs, and a server
+// that requires a password counts as started (its PING answers NOAUTH).
+func TestCommandReplies(t *testing.T) {
+	locked := StartWith(t, Options{Args: []string{"--requirepass", "pw"}})
+	if _, err := locked.Command("GET", "k"); err == nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
+		t.Fatalf("GET without AUTH: %v, want a NOAUTH error", err)
+	}
+	s := Start(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"SET", "k", "v\r\nw"}, "OK"}, // simple string; a value with CRLF travels as a bulk
+		{[]string{"GET", "k"}, "v\r\nw"},       // bulk string
+		{[]string{"INCR", "n"}, "1"},           // integer
+		{[]string{"DBSIZE"}, "2"},
+	} {
+		got, err := s.Command(c.args...)
+		if err != nil || got != c.want {
+			t.Errorf("%q: %q, %v; want %q", c.args, got, err, c.want)
+		}
+	}
+	if _, err := s.Command("NOSUCHCOMMAND"); err == nil {
+		t.Error("an unknown command did not return its error reply")
+	}
+}
+
+// TestStartCluster: three primaries serve every slot.
+func TestStartCluster(t *testing.T) {
+	nodes := StartCluster(t, 3)
+	info, err := nodes[2].Command("CLUSTER", "INFO")
+	if err != nil || !strings.Contains(info, "cluster_slots_assigned:16384") || !strings.Contains(info, "cluster_known_nodes:3") {
+		t.Fatalf("cluster info: %q %v", info, err)
 	}
 }
