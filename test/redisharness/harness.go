@@ -1,5 +1,9 @@
-// Package redisharness starts a throwaway valkey-server or redis-server on a free
-// loopback port for tests, without persistence, and stops it when the test ends.
+// Package redisharness starts throwaway valkey-server or redis-server processes on free
+// loopback ports for tests, without persistence, and stops them when the test ends:
+// Start for a plain server; StartWith for one with extra arguments, TLS only, cluster
+// mode or as a sentinel; StartCluster for a cluster of primaries with its slots
+// assigned. Each server works in its own temporary directory (a cluster node's
+// nodes.conf and a sentinel's sentinel.conf live there).
 //
 // When neither binary is on PATH (or at /usr/bin), Start skips the test, or fails it
 // when the environment variable CI is "true", so CI cannot silently skip store tests.
@@ -32,15 +36,19 @@ type Options struct {
 	Args []string
 	// TLS, when set, makes the server accept TLS only, on its port, with these files.
 	TLS *TLSFiles
-	// Cluster enables cluster mode (its nodes file in the server's directory); see
-	// StartCluster for a cluster whose slots are assigned.
+	// Cluster enables cluster mode (its nodes file in the server's directory, its bus
+	// on a port of its own); see StartCluster for a cluster whose slots are assigned.
 	Cluster bool
 	// Sentinel, when set, runs the process as a sentinel monitoring that primary.
 	Sentinel *Sentinel
 }
 
+// ErrNil is Command's error for a nil bulk reply (GET of a missing key).
+var ErrNil = errors.New("nil reply")
+
 // TLSFiles are the PEM files of a TLS server; Client is the configuration its readiness
-// probe dials with (trusting the CA).
+// probe and Command dial with (trusting the CA), required. Replication and the cluster
+// bus stay plain, so TLS is for a standalone server.
 type TLSFiles struct {
 	CertFile, KeyFile, CAFile string
 	Client                    *tls.Config
@@ -58,6 +66,7 @@ type Server struct {
 	bin    string
 	dir    string
 	port   int
+	bus    int // cluster bus port (cluster mode only)
 	opts   Options
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -106,6 +115,13 @@ func StartWith(t testing.TB, o Options) *Server {
 		t.Fatalf("redisharness: %v", err)
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), port: port, opts: o}
+	if o.Cluster {
+		// The bus's own port: by default it is the port + 10000, which a free port
+		// above 55535 cannot have (the server refuses to start).
+		if s.bus, err = freePort(); err != nil {
+			t.Fatalf("redisharness: %v", err)
+		}
+	}
 	t.Cleanup(s.Stop)
 	if err := s.start(); err != nil {
 		t.Fatalf("redisharness: %v", err)
@@ -178,7 +194,7 @@ func (s *Server) args() ([]string, error) {
 		text := fmt.Sprintf("sentinel monitor %[1]s %[2]s %[3]s 1\n"+
 			"sentinel down-after-milliseconds %[1]s 1000\nsentinel failover-timeout %[1]s 5000\n", st.Name, host, pport)
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("write sentinel config: %w", err)
 		}
 		args = append(args, conf, "--sentinel")
 	} else {
@@ -187,6 +203,9 @@ func (s *Server) args() ([]string, error) {
 	args = append(args, "--bind", "127.0.0.1", "--dir", s.dir, "--protected-mode", "yes",
 		"--logfile", filepath.Join(s.dir, "server.log"))
 	if f := s.opts.TLS; f != nil {
+		if f.Client == nil || s.opts.Cluster || s.opts.Sentinel != nil {
+			return nil, errors.New("TLS needs TLSFiles.Client, and a standalone server")
+		}
 		args = append(args, "--port", "0", "--tls-port", port, "--tls-cert-file", f.CertFile,
 			"--tls-key-file", f.KeyFile, "--tls-ca-cert-file", f.CAFile, "--tls-auth-clients", "no")
 	} else {
@@ -194,7 +213,7 @@ func (s *Server) args() ([]string, error) {
 	}
 	if s.opts.Cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
-			"--cluster-node-timeout", "2000")
+			"--cluster-port", strconv.Itoa(s.bus), "--cluster-node-timeout", "2000")
 	}
 	return append(args, s.opts.Args...), nil
 }
@@ -245,19 +264,10 @@ func (s *Server) ping() error {
 	return nil
 }
 
-// ping reports whether a plain server on addr answers PING.
-func ping(addr string) error {
-	reply, err := command(addr, nil, "PING")
-	if err == nil && reply != "PONG" {
-		err = fmt.Errorf("unexpected reply %q", reply)
-	}
-	return err
-}
-
 // Command sends one command on a new connection (over TLS when the server has it) and
-// returns its reply: a simple string, an integer or a bulk string as text; an error
-// reply as an error carrying its text. Arrays are not read. For tests' setup
-// (CLUSTER, CONFIG, DBSIZE), not for the code under test.
+// returns its reply: a simple string, an integer or a bulk string as text; a nil bulk
+// as ErrNil; an error reply as an error carrying its text. Arrays are not read. For
+// tests' setup (CLUSTER, INFO, DBSIZE), not for the code under test.
 func (s *Server) Command(args ...string) (string, error) {
 	var client *tls.Config
 	if s.opts.TLS != nil {
@@ -307,12 +317,18 @@ func command(addr string, client *tls.Config, args ...string) (string, error) {
 		return "", errors.New(line[1:])
 	case '$':
 		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
+		switch {
+		case err == nil && n == -1:
+			return "", ErrNil
+		case err != nil || n < 0:
 			return "", fmt.Errorf("bulk reply %q", line)
 		}
 		b := make([]byte, n+2)
 		if _, err := io.ReadFull(r, b); err != nil {
 			return "", err
+		}
+		if string(b[n:]) != "\r\n" {
+			return "", fmt.Errorf("bulk reply of %d bytes not ended by CRLF", n)
 		}
 		return string(b[:n]), nil
 	}
@@ -346,7 +362,7 @@ func StartCluster(t testing.TB, n int) []*Server {
 			t.Fatalf("redisharness: cluster node %s: add slots %d-%d: %v", s.Addr(), lo, hi, err)
 		}
 		if i > 0 {
-			if _, err := s.Command("CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(nodes[0].port)); err != nil {
+			if _, err := s.Command("CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(nodes[0].port), strconv.Itoa(nodes[0].bus)); err != nil {
 				t.Fatalf("redisharness: cluster node %s: meet: %v", s.Addr(), err)
 			}
 		}

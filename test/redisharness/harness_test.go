@@ -1,23 +1,24 @@
 package redisharness
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
 
 func TestStartStopRestart(t *testing.T) {
 	s := Start(t)
-	if err := ping(s.Addr()); err != nil {
+	if err := s.ping(); err != nil {
 		t.Fatalf("PING after Start: %v", err)
 	}
 	t.Log(s.Version())
 	s.Stop()
-	if err := ping(s.Addr()); err == nil {
+	if err := s.ping(); err == nil {
 		t.Fatal("server still answers after Stop")
 	}
 	s.Stop() // idempotent
 	s.Restart()
-	if err := ping(s.Addr()); err != nil {
+	if err := s.ping(); err != nil {
 		t.Fatalf("PING after Restart: %v", err)
 	}
 }
@@ -44,7 +45,10 @@ func TestCommandReplies(t *testing.T) {
 			t.Errorf("%q: %q, %v; want %q", c.args, got, err, c.want)
 		}
 	}
-	if _, err := s.Command("NOSUCHCOMMAND"); err == nil {
+	if got, err := s.Command("GET", "missing"); !errors.Is(err, ErrNil) {
+		t.Errorf("GET of a missing key: %q, %v; want ErrNil", got, err)
+	}
+	if _, err := s.Command("NOSUCHCOMMAND"); err == nil || errors.Is(err, ErrNil) {
 		t.Error("an unknown command did not return its error reply")
 	}
 }

@@ -22,8 +22,10 @@ import (
 //   - a CheckResponse is decoded only as far as the generator checks it: status code and
 //     message, which of ok_response and denied_response is set, the denial's HTTP status
 //     and body. Everything else (headers, dynamic_metadata) is skipped unread;
-//   - a RateLimitResponse likewise: overall_code and each status's code. current_limit,
-//     limit_remaining, duration_until_reset and the headers are skipped unread.
+//   - a RateLimitResponse likewise: overall_code, which the generator checks, and each
+//     status's code, read so that a malformed status fails the call as it would in a
+//     full decoder. current_limit, limit_remaining, duration_until_reset and the headers
+//     are skipped unread.
 //
 // Measured before this codec: the generator spent 48 µs of CPU per call against the
 // always-allow floor and 72 µs against Portcullis's API-key answer, almost all of the

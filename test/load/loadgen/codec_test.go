@@ -129,7 +129,9 @@ func TestClientCodecRateLimitResponse(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range [][]byte{{0x12, 0x05, 0x08}, {0x08}, {0xff}} {
+	// A status cut short, a status whose code is cut short, a code with no value, a
+	// truncated tag.
+	for _, bad := range [][]byte{{0x12, 0x05, 0x08}, {0x12, 0x01, 0x08}, {0x08}, {0xff}} {
 		var got rlsv3.RateLimitResponse
 		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &got); err == nil {
 			t.Errorf("% x: decoded a malformed response", bad)
