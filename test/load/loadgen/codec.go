@@ -125,8 +125,11 @@ func decodeCheckResponse(b []byte, resp *authv3.CheckResponse) error {
 	return eachField(b, func(num protowire.Number, typ protowire.Type, val []byte, varint uint64) error {
 		switch {
 		case num == fieldStatus && typ == protowire.BytesType:
-			st := &statuspb.Status{}
-			resp.Status = st
+			// A message field seen twice is merged, as protobuf-go does.
+			if resp.Status == nil {
+				resp.Status = &statuspb.Status{}
+			}
+			st := resp.Status
 			return eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, varint uint64) error {
 				switch {
 				case num == fieldStatusCode && typ == protowire.VarintType:
@@ -139,12 +142,17 @@ func decodeCheckResponse(b []byte, resp *authv3.CheckResponse) error {
 		case num == fieldOkResponse && typ == protowire.BytesType:
 			resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}
 		case num == fieldDeniedResponse && typ == protowire.BytesType:
-			d := &authv3.DeniedHttpResponse{}
-			resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: d}
+			d := resp.GetDeniedResponse()
+			if d == nil {
+				d = &authv3.DeniedHttpResponse{}
+				resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: d}
+			}
 			return eachField(val, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64) error {
 				switch {
 				case num == fieldDeniedStatus && typ == protowire.BytesType:
-					d.Status = &typev3.HttpStatus{}
+					if d.Status == nil {
+						d.Status = &typev3.HttpStatus{}
+					}
 					return eachField(val, func(num protowire.Number, typ protowire.Type, _ []byte, varint uint64) error {
 						if num == fieldStatusCode && typ == protowire.VarintType {
 							d.Status.Code = typev3.StatusCode(varint)

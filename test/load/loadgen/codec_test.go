@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -60,15 +61,8 @@ func TestClientCodecCheckResponse(t *testing.T) {
 		if err := c.Unmarshal(wire, &got); err != nil {
 			t.Fatalf("%s: unmarshal: %v", name, err)
 		}
-		if got.GetStatus().GetCode() != want.GetStatus().GetCode() || got.GetStatus().GetMessage() != want.GetStatus().GetMessage() {
-			t.Errorf("%s: status %v, want %v", name, got.GetStatus(), want.GetStatus())
-		}
-		if (got.GetOkResponse() != nil) != (want.GetOkResponse() != nil) {
-			t.Errorf("%s: ok_response set %v, want %v", name, got.GetOkResponse() != nil, want.GetOkResponse() != nil)
-		}
-		gd, wd := got.GetDeniedResponse(), want.GetDeniedResponse()
-		if (gd != nil) != (wd != nil) || gd.GetStatus().GetCode() != wd.GetStatus().GetCode() || gd.GetBody() != wd.GetBody() {
-			t.Errorf("%s: denied %v, want %v", name, gd, wd)
+		if diff := checkResponseDiff(&got, &want); diff != "" {
+			t.Errorf("%s: %s", name, diff)
 		}
 	}
 	for _, bad := range [][]byte{{0x0a, 0x05, 0x08}, {0x0a}, {0xff}} {
@@ -117,16 +111,8 @@ func TestClientCodecRateLimitResponse(t *testing.T) {
 		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, &got); err != nil {
 			t.Fatalf("%s: unmarshal: %v", name, err)
 		}
-		if got.GetOverallCode() != in.GetOverallCode() {
-			t.Errorf("%s: overall code %v, want %v", name, got.GetOverallCode(), in.GetOverallCode())
-		}
-		if len(got.GetStatuses()) != len(in.GetStatuses()) {
-			t.Fatalf("%s: %d statuses, want %d", name, len(got.GetStatuses()), len(in.GetStatuses()))
-		}
-		for i, st := range in.GetStatuses() {
-			if got.Statuses[i].GetCode() != st.GetCode() {
-				t.Errorf("%s: status %d code %v, want %v", name, i, got.Statuses[i].GetCode(), st.GetCode())
-			}
+		if diff := rateLimitResponseDiff(&got, in); diff != "" {
+			t.Errorf("%s: %s", name, diff)
 		}
 	}
 	// A status cut short, a status whose code is cut short, a code with no value, a
@@ -192,4 +178,107 @@ func BenchmarkDecodeRateLimitResponse(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzDecodeRateLimitResponse: on any bytes the lean decoder does not panic, and
+// whatever protobuf-go accepts it accepts too, with the same overall_code and status
+// codes.
+func FuzzDecodeRateLimitResponse(f *testing.F) {
+	for _, r := range []*rlsv3.RateLimitResponse{
+		{},
+		{OverallCode: rlsv3.RateLimitResponse_OVER_LIMIT, Statuses: []*rlsv3.RateLimitResponse_DescriptorStatus{
+			{Code: rlsv3.RateLimitResponse_OK, LimitRemaining: 3, DurationUntilReset: durationpb.New(time.Second)},
+			{Code: rlsv3.RateLimitResponse_OVER_LIMIT, CurrentLimit: &rlsv3.RateLimitResponse_RateLimit{Name: "n", RequestsPerUnit: 1}},
+		}},
+	} {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0x12, 0x01, 0x08})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var lean, full rlsv3.RateLimitResponse
+		leanErr := decodeRateLimitResponse(b, &lean)
+		if proto.Unmarshal(b, &full) != nil {
+			return
+		}
+		if leanErr != nil {
+			t.Fatalf("protobuf-go accepts % x, the lean decoder does not: %v", b, leanErr)
+		}
+		if diff := rateLimitResponseDiff(&lean, &full); diff != "" {
+			t.Fatalf("% x: %s", b, diff)
+		}
+	})
+}
+
+// FuzzDecodeCheckResponse: on any bytes the lean decoder does not panic, and whatever
+// protobuf-go accepts it accepts too, reading the same status, ok/denied choice, HTTP
+// status and body (merging a message field seen twice as protobuf-go does).
+func FuzzDecodeCheckResponse(f *testing.F) {
+	for _, r := range []*authv3.CheckResponse{
+		{},
+		{Status: &statuspb.Status{Code: 0}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			Headers: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-portcullis-subject", Value: "alice"}}},
+		}}},
+		{Status: &statuspb.Status{Code: 7, Message: "denied"}, HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status: &typev3.HttpStatus{Code: typev3.StatusCode_Forbidden}, Body: "no",
+		}}},
+	} {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(append(b, b...)) // every field twice: merged
+	}
+	// status {code 7} then status {message "x"}: one status {7, "x"}; denied_response
+	// {status 403} then denied_response {body "n"}: one denial with both.
+	f.Add([]byte{0x0a, 0x02, 0x08, 0x07, 0x0a, 0x03, 0x12, 0x01, 'x'})
+	f.Add([]byte{0x12, 0x05, 0x0a, 0x03, 0x08, 0x93, 0x03, 0x12, 0x03, 0x1a, 0x01, 'n'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var lean, full authv3.CheckResponse
+		leanErr := decodeCheckResponse(b, &lean)
+		if proto.Unmarshal(b, &full) != nil {
+			return
+		}
+		if leanErr != nil {
+			t.Fatalf("protobuf-go accepts % x, the lean decoder does not: %v", b, leanErr)
+		}
+		if diff := checkResponseDiff(&lean, &full); diff != "" {
+			t.Fatalf("% x: %s", b, diff)
+		}
+	})
+}
+
+// checkResponseDiff describes where got differs from want in what the lean decoder
+// reads ("" when nowhere).
+func checkResponseDiff(got, want *authv3.CheckResponse) string {
+	if got.GetStatus().GetCode() != want.GetStatus().GetCode() || got.GetStatus().GetMessage() != want.GetStatus().GetMessage() {
+		return fmt.Sprintf("status %v, want %v", got.GetStatus(), want.GetStatus())
+	}
+	if (got.GetOkResponse() != nil) != (want.GetOkResponse() != nil) {
+		return fmt.Sprintf("ok_response set %v, want %v", got.GetOkResponse() != nil, want.GetOkResponse() != nil)
+	}
+	gd, wd := got.GetDeniedResponse(), want.GetDeniedResponse()
+	if (gd != nil) != (wd != nil) || gd.GetStatus().GetCode() != wd.GetStatus().GetCode() || gd.GetBody() != wd.GetBody() {
+		return fmt.Sprintf("denied %v, want %v", gd, wd)
+	}
+	return ""
+}
+
+// rateLimitResponseDiff describes where got differs from want in what the lean decoder
+// reads ("" when nowhere).
+func rateLimitResponseDiff(got, want *rlsv3.RateLimitResponse) string {
+	if got.GetOverallCode() != want.GetOverallCode() || len(got.GetStatuses()) != len(want.GetStatuses()) {
+		return fmt.Sprintf("%v with %d statuses, want %v with %d",
+			got.GetOverallCode(), len(got.GetStatuses()), want.GetOverallCode(), len(want.GetStatuses()))
+	}
+	for i, st := range want.GetStatuses() {
+		if got.Statuses[i].GetCode() != st.GetCode() {
+			return fmt.Sprintf("status %d code %v, want %v", i, got.Statuses[i].GetCode(), st.GetCode())
+		}
+	}
+	return ""
 }
