@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"github.com/portcullis/portcullis/config"
 	"github.com/portcullis/portcullis/pkg/store"
 	"github.com/portcullis/portcullis/pkg/telemetry"
+	"github.com/portcullis/portcullis/test/redisharness"
 )
 
 func parseDoc(t *testing.T, dir, doc string) *config.Document {
@@ -135,4 +139,48 @@ rls:
 		t.Errorf("memory store: %T", mem.store)
 	}
 	mem.close()
+}
+
+// TestValkeyPasswordByReference: a store password given as env:NAME or file:PATH reaches
+// a real server that requires it; a wrong one is refused and the limit's deny policy
+// applies.
+func TestValkeyPasswordByReference(t *testing.T) {
+	srv := redisharness.StartWith(t, redisharness.Options{Password: "ref-secret"})
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "valkey-password")
+	if err := os.WriteFile(pwFile, []byte("ref-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lim := store.Limit{Rate: 10, Period: time.Second, Burst: 10}
+	for i, c := range []struct {
+		name, ref, env string
+		served         bool
+	}{
+		{"env reference", "env:PC_TEST_VALKEY_REF", "ref-secret", true},
+		{"file reference", "file:" + pwFile, "", true},
+		{"wrong secret", "env:PC_TEST_VALKEY_REF", "not-the-secret", false},
+	} {
+		t.Setenv("PC_TEST_VALKEY_REF", c.env)
+		doc := parseDoc(t, dir, `
+upstream: {url: http://127.0.0.1:8080}
+policies: {p: {anonymous: true}}
+store: {valkey: {addresses: [`+srv.Addr()+`], password: "`+c.ref+`", timeout: 2s}}
+`)
+		st, err := newState(doc, zap.NewNop(), telemetry.NewAudit(zap.NewNop()), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		key := "ref:client-" + strconv.Itoa(i)
+		_, err = st.limiter(store.PolicyDeny).Take(context.Background(), key, 1, lim)
+		st.close()
+		if served := err == nil; served != c.served {
+			t.Fatalf("%s: served %v (%v), want %v", c.name, served, err, c.served)
+		}
+		if !c.served && !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s: %v, want the deny policy's ErrUnavailable", c.name, err)
+		}
+	}
+	if n, err := srv.Command("DBSIZE"); err != nil || n != "2" {
+		t.Fatalf("server holds %q keys (%v), want the 2 served decisions' keys", n, err)
+	}
 }

@@ -66,8 +66,7 @@ func newModeStore(t *testing.T, o Options) (*Store, error) {
 // TestAuth: an ACL user with its password is served; a wrong or missing password is
 // refused with the server's reason, which never echoes the secret.
 func TestAuth(t *testing.T) {
-	srv := redisharness.StartWith(t, redisharness.Options{Args: []string{
-		"--requirepass", "default-secret",
+	srv := redisharness.StartWith(t, redisharness.Options{Password: "default-secret", Args: []string{
 		"--user", "app", "on", ">app-secret", "~*", "&*", "+@all",
 	}})
 	s, err := newModeStore(t, Options{Addrs: []string{srv.Addr()}, Username: "app", Password: []byte("app-secret")})
@@ -185,19 +184,43 @@ func TestCluster(t *testing.T) {
 }
 
 // TestSentinel: in sentinel mode the store asks the sentinel for the primary and
-// writes there.
+// writes there, authenticating to each with its own password; a missing one is
+// refused with the server's reason, which never echoes a secret.
 func TestSentinel(t *testing.T) {
-	primary := redisharness.Start(t)
+	primary := redisharness.StartWith(t, redisharness.Options{Password: "primary-secret"})
 	sentinel := redisharness.StartWith(t, redisharness.Options{
-		Sentinel: &redisharness.Sentinel{Name: "portcullis-primary", Primary: primary.Addr()},
+		Password: "sentinel-secret",
+		Sentinel: &redisharness.Sentinel{Name: "portcullis-primary", Primary: primary.Addr(), AuthPass: "primary-secret"},
 	})
-	s, err := newModeStore(t, Options{Mode: ModeSentinel, Addrs: []string{sentinel.Addr()}, MasterSet: "portcullis-primary"})
+	o := Options{Mode: ModeSentinel, Addrs: []string{sentinel.Addr()}, MasterSet: "portcullis-primary",
+		Password: []byte("primary-secret"), SentinelPassword: []byte("sentinel-secret")}
+	s, err := newModeStore(t, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exercise(t, s)
 	if n, err := primary.Command("DBSIZE"); err != nil || n == "0" {
 		t.Fatalf("primary holds %q keys (%v): the store did not write through the sentinel's primary", n, err)
+	}
+
+	for name, mod := range map[string]func(*Options){
+		"no sentinel password": func(o *Options) { o.SentinelPassword = nil },
+		"no primary password":  func(o *Options) { o.Password = nil },
+	} {
+		bad := o
+		mod(&bad)
+		s, err := newModeStore(t, bad)
+		if err == nil {
+			_, err = s.Take(context.Background(), "mode-limit:client", 1, store.Limit{Rate: 1, Period: time.Second, Burst: 1})
+		}
+		if err == nil {
+			t.Fatalf("%s: served", name)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "NOAUTH") && !strings.Contains(msg, "WRONGPASS") {
+			t.Errorf("%s: error %q does not give the server's reason", name, msg)
+		} else if strings.Contains(msg, "secret") {
+			t.Errorf("%s: error %q echoes a secret", name, msg)
+		}
 	}
 }
 

@@ -41,6 +41,9 @@ type Options struct {
 	Cluster bool
 	// Sentinel, when set, runs the process as a sentinel monitoring that primary.
 	Sentinel *Sentinel
+	// Password, when set, is the server's requirepass (a sentinel's own password in
+	// sentinel mode); Command authenticates with it.
+	Password string
 }
 
 // ErrNil is Command's error for a nil bulk reply (GET of a missing key).
@@ -54,10 +57,12 @@ type TLSFiles struct {
 	Client                    *tls.Config
 }
 
-// Sentinel is the primary a sentinel monitors, under the master name Name.
+// Sentinel is the primary a sentinel monitors, under the master name Name; AuthPass is
+// the primary's password, if it has one.
 type Sentinel struct {
-	Name    string
-	Primary string // host:port
+	Name     string
+	Primary  string // host:port
+	AuthPass string
 }
 
 // Server is one running (or stopped) server process.
@@ -193,6 +198,9 @@ func (s *Server) args() ([]string, error) {
 		// seconds, not minutes.
 		text := fmt.Sprintf("sentinel monitor %[1]s %[2]s %[3]s 1\n"+
 			"sentinel down-after-milliseconds %[1]s 1000\nsentinel failover-timeout %[1]s 5000\n", st.Name, host, pport)
+		if st.AuthPass != "" {
+			text += fmt.Sprintf("sentinel auth-pass %s %s\n", st.Name, st.AuthPass)
+		}
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			return nil, fmt.Errorf("write sentinel config: %w", err)
 		}
@@ -210,6 +218,9 @@ func (s *Server) args() ([]string, error) {
 			"--tls-key-file", f.KeyFile, "--tls-ca-cert-file", f.CAFile, "--tls-auth-clients", "no")
 	} else {
 		args = append(args, "--port", port)
+	}
+	if s.opts.Password != "" {
+		args = append(args, "--requirepass", s.opts.Password)
 	}
 	if s.opts.Cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
@@ -252,7 +263,7 @@ func (s *Server) logTail() string {
 }
 
 // ping reports whether the server answers: +PONG, or -NOAUTH from one that requires a
-// password.
+// password the harness was not given (set with Args).
 func (s *Server) ping() error {
 	reply, err := s.Command("PING")
 	if err != nil && !strings.HasPrefix(err.Error(), "NOAUTH") {
@@ -273,10 +284,11 @@ func (s *Server) Command(args ...string) (string, error) {
 	if s.opts.TLS != nil {
 		client = s.opts.TLS.Client
 	}
-	return command(s.Addr(), client, args...)
+	return command(s.Addr(), client, s.opts.Password, args...)
 }
 
-func command(addr string, client *tls.Config, args ...string) (string, error) {
+// command sends AUTH password first when password is set, then args.
+func command(addr string, client *tls.Config, password string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var c net.Conn
@@ -293,6 +305,17 @@ func command(addr string, client *tls.Config, args ...string) (string, error) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
+	r := bufio.NewReader(c)
+	if password != "" {
+		if _, err := roundTrip(c, r, "AUTH", password); err != nil {
+			return "", fmt.Errorf("auth: %w", err)
+		}
+	}
+	return roundTrip(c, r, args...)
+}
+
+// roundTrip writes one command on c and reads its reply from r.
+func roundTrip(c net.Conn, r *bufio.Reader, args ...string) (string, error) {
 	var req []byte
 	req = fmt.Appendf(req, "*%d\r\n", len(args))
 	for _, a := range args {
@@ -301,7 +324,6 @@ func command(addr string, client *tls.Config, args ...string) (string, error) {
 	if _, err := c.Write(req); err != nil {
 		return "", err
 	}
-	r := bufio.NewReader(c)
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return "", err

@@ -30,6 +30,10 @@ func TestCommandReplies(t *testing.T) {
 	if _, err := locked.Command("GET", "k"); err == nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
 		t.Fatalf("GET without AUTH: %v, want a NOAUTH error", err)
 	}
+	known := StartWith(t, Options{Password: "pw"})
+	if got, err := known.Command("PING"); err != nil || got != "PONG" {
+		t.Fatalf("PING with the harness's password: %q, %v", got, err)
+	}
 	s := Start(t)
 	for _, c := range []struct {
 		args []string
