@@ -80,18 +80,34 @@ func TestAuth(t *testing.T) {
 		"no password":    {},
 	} {
 		o.Addrs = []string{srv.Addr()}
-		s, err := newModeStore(t, o)
-		if err == nil {
-			_, err = s.Take(context.Background(), "mode-limit:client", 1, store.Limit{Rate: 1, Period: time.Second, Burst: 1})
-		}
-		if err == nil {
-			t.Fatalf("%s: served", name)
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, "WRONGPASS") && !strings.Contains(msg, "NOAUTH") {
-			t.Errorf("%s: error %q does not give the server's reason", name, msg)
-		}
-		if strings.Contains(msg, "guessed-secret") || strings.Contains(msg, "app-secret") {
+		assertAuthRefused(t, name, firstCall(t, o), "guessed-secret", "app-secret")
+	}
+}
+
+// firstCall connects a store with o and makes one decision: the error of whichever
+// failed, nil when both worked.
+func firstCall(t *testing.T, o Options) error {
+	t.Helper()
+	s, err := newModeStore(t, o)
+	if err == nil {
+		_, err = s.Take(context.Background(), "mode-limit:client", 1, store.Limit{Rate: 1, Period: time.Second, Burst: 1})
+	}
+	return err
+}
+
+// assertAuthRefused checks that err is the server's authentication refusal (NOAUTH or
+// WRONGPASS) and holds none of secrets.
+func assertAuthRefused(t *testing.T, name string, err error, secrets ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: served", name)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "WRONGPASS") && !strings.Contains(msg, "NOAUTH") {
+		t.Errorf("%s: error %q does not give the server's reason", name, msg)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(msg, secret) {
 			t.Errorf("%s: error %q echoes a secret", name, msg)
 		}
 	}
@@ -109,10 +125,7 @@ func TestTLS(t *testing.T) {
 	exercise(t, s)
 
 	untrusted := &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
-	s, err = newModeStore(t, Options{Addrs: []string{srv.Addr()}, TLS: untrusted})
-	if err == nil {
-		_, err = s.Take(context.Background(), "mode-limit:client", 1, store.Limit{Rate: 1, Period: time.Second, Burst: 1})
-	}
+	err = firstCall(t, Options{Addrs: []string{srv.Addr()}, TLS: untrusted})
 	var unknownCA x509.UnknownAuthorityError
 	if !errors.As(err, &unknownCA) {
 		t.Fatalf("untrusted CA: %v, want the certificate refused as signed by an unknown authority", err)
@@ -209,18 +222,7 @@ func TestSentinel(t *testing.T) {
 	} {
 		bad := o
 		mod(&bad)
-		s, err := newModeStore(t, bad)
-		if err == nil {
-			_, err = s.Take(context.Background(), "mode-limit:client", 1, store.Limit{Rate: 1, Period: time.Second, Burst: 1})
-		}
-		if err == nil {
-			t.Fatalf("%s: served", name)
-		}
-		if msg := err.Error(); !strings.Contains(msg, "NOAUTH") && !strings.Contains(msg, "WRONGPASS") {
-			t.Errorf("%s: error %q does not give the server's reason", name, msg)
-		} else if strings.Contains(msg, "secret") {
-			t.Errorf("%s: error %q echoes a secret", name, msg)
-		}
+		assertAuthRefused(t, name, firstCall(t, bad), "secret")
 	}
 }
 
