@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"fmt"
+	"slices"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -19,10 +20,25 @@ type vtMarshaler interface {
 
 // codec marshals with the generated vtprotobuf code when the message has it and with
 // the standard proto codec otherwise. It unmarshals a Check call's request
-// (*checkWire, see Server.Register) with decodeCheckView, everything else with the
-// standard codec (Envoy's protos ship no generated unmarshalling). The wire format is
-// identical.
+// (*checkWire, see Server.Register) with decodeCheckView, a WireUnmarshaler (pkg/rls's
+// request) with its own decoder, everything else with the standard codec (Envoy's
+// protos ship no generated unmarshalling). The wire format is identical. After
+// marshalling a MarshalReleaser it releases it.
 type codec struct{ std encoding.CodecV2 }
+
+// WireUnmarshaler is a request message that decodes itself from the wire. It lets a
+// service registered on the same gRPC listener (pkg/rls) skip protobuf-go's reflective
+// decoding without importing this package; it must also be a proto message, for
+// servers that use the standard codec.
+type WireUnmarshaler interface {
+	UnmarshalWire(data mem.BufferSlice) error
+}
+
+// MarshalReleaser is an answer taken from a pool: the codec marshals it and then
+// calls ReleaseAfterMarshal, after which nothing reads it.
+type MarshalReleaser interface {
+	ReleaseAfterMarshal()
+}
 
 func newCodec() codec { return codec{std: encoding.GetCodecV2("proto")} }
 
@@ -32,6 +48,9 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if p, ok := v.(*pooledResponse); ok {
 		defer p.release() // marshalled: nothing reads the answer after this
 		v = &p.block.resp
+	}
+	if r, ok := v.(MarshalReleaser); ok {
+		defer r.ReleaseAfterMarshal()
 	}
 	m, ok := v.(vtMarshaler)
 	if !ok {
@@ -56,6 +75,9 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if w, ok := v.(*checkWire); ok {
 		return w.unmarshal(data)
 	}
+	if w, ok := v.(WireUnmarshaler); ok {
+		return w.UnmarshalWire(data)
+	}
 	return c.std.Unmarshal(data, v)
 }
 
@@ -68,11 +90,7 @@ type checkWire struct{ st *checkState }
 // copy of the message, so they stay valid after the state is reused.
 func (w *checkWire) unmarshal(data mem.BufferSlice) error {
 	st := w.st
-	n := data.Len()
-	if cap(st.wire) < n {
-		st.wire = make([]byte, n)
-	}
-	st.wire = st.wire[:n]
+	st.wire = slices.Grow(st.wire[:0], data.Len())[:data.Len()]
 	data.CopyTo(st.wire)
 	return decodeCheckView(&st.view, st.wire, string(st.wire))
 }

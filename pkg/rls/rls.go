@@ -40,9 +40,8 @@ import (
 	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
-	"google.golang.org/grpc"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -74,6 +73,8 @@ type Server struct {
 	rlsv3.UnimplementedRateLimitServiceServer
 
 	cfg         atomic.Pointer[config]
+	calls       sync.Pool        // *callState
+	answers     sync.Pool        // *pooledAnswer
 	limiters    [3]store.Limiter // by store.Policy
 	headersOnOK bool
 	onLimit     func(domain, limit string, shadow bool)
@@ -87,6 +88,8 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("rls: no limiter")
 	}
 	s := &Server{headersOnOK: o.HeadersOnOK, onLimit: o.OnLimit}
+	s.calls.New = func() any { return &callState{} }
+	s.answers.New = func() any { return &pooledAnswer{pool: &s.answers} }
 	for p := range s.limiters {
 		if s.limiters[p] = o.Limiter(store.Policy(p)); s.limiters[p] == nil {
 			return nil, fmt.Errorf("rls: no limiter for policy %s", store.Policy(p))
@@ -108,76 +111,82 @@ func (s *Server) SetDomains(domains []Domain) error {
 	return nil
 }
 
-// Register registers the service on g.
-func (s *Server) Register(g *grpc.Server) { rlsv3.RegisterRateLimitServiceServer(g, s) }
-
 // keyBuf is a pooled buffer for store keys.
 type keyBuf struct{ b []byte }
 
 var keyBufs = sync.Pool{New: func() any { return &keyBuf{b: make([]byte, 0, 256)} }}
 
-// ShouldRateLimit decides one request.
+// ShouldRateLimit decides one request. The gRPC handler that Register installs gives
+// the same answers without going through this method's messages (wire.go).
 func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
-	if req.GetDomain() == "" {
-		return nil, status.Error(codes.InvalidArgument, "rate limit domain must not be empty")
+	var r request
+	r.fromProto(req)
+	a := &answer{}
+	if err := s.answer(ctx, &r, a); err != nil {
+		return nil, err
 	}
-	if len(req.GetDescriptors()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "rate limit descriptor list must not be empty")
-	}
-	tree := s.cfg.Load().domains[req.GetDomain()]
-	resp := &rlsv3.RateLimitResponse{
-		OverallCode: rlsv3.RateLimitResponse_OK,
-		Statuses:    make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(req.Descriptors)),
-	}
-	kb := keyBufs.Get().(*keyBuf)
-	defer keyBufs.Put(kb)
-	var hdr headerState
-	for i, d := range req.Descriptors {
-		st, err := s.decide(ctx, req, d, tree, kb, &hdr)
-		if err != nil {
-			return nil, status.Error(codes.Unavailable, err.Error())
-		}
-		if st.Code == rlsv3.RateLimitResponse_OVER_LIMIT {
-			resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
-		}
-		resp.Statuses[i] = st
-	}
-	if resp.OverallCode == rlsv3.RateLimitResponse_OVER_LIMIT || s.headersOnOK {
-		resp.ResponseHeadersToAdd = hdr.headers(resp.OverallCode == rlsv3.RateLimitResponse_OVER_LIMIT)
-	}
-	return resp, nil
+	return &a.resp, nil
 }
 
-// decide evaluates one descriptor.
-func (s *Server) decide(ctx context.Context, req *rlsv3.RateLimitRequest, d *ratelimitv3.RateLimitDescriptor,
-	tree map[string]*node, kb *keyBuf, hdr *headerState) (*rlsv3.RateLimitResponse_DescriptorStatus, error) {
-	l := match(tree, d.GetEntries())
-	if o := d.GetLimit(); o != nil {
-		l = overrideLimit(req.GetDomain(), o, l)
+// answer decides r into a.
+func (s *Server) answer(ctx context.Context, r *request, a *answer) error {
+	if r.domain == "" {
+		return status.Error(codes.InvalidArgument, "rate limit domain must not be empty")
 	}
+	if len(r.descs) == 0 {
+		return status.Error(codes.InvalidArgument, "rate limit descriptor list must not be empty")
+	}
+	tree := s.cfg.Load().domains[r.domain]
+	a.prepare(len(r.descs))
+	kb := keyBufs.Get().(*keyBuf)
+	defer keyBufs.Put(kb)
+	hdr := &a.hdr
+	for i := range r.descs {
+		if err := s.decide(ctx, r, &r.descs[i], tree, kb, hdr, a, i); err != nil {
+			return status.Error(codes.Unavailable, err.Error())
+		}
+		if a.statuses[i].Code == rlsv3.RateLimitResponse_OVER_LIMIT {
+			a.resp.OverallCode = rlsv3.RateLimitResponse_OVER_LIMIT
+		}
+	}
+	if over := a.resp.OverallCode == rlsv3.RateLimitResponse_OVER_LIMIT; over || s.headersOnOK {
+		a.resp.ResponseHeadersToAdd = hdr.headers(over, a)
+	}
+	return nil
+}
+
+// decide evaluates descriptor d of r into a's status i.
+func (s *Server) decide(ctx context.Context, r *request, d *descriptor, tree map[string]*node, kb *keyBuf,
+	hdr *headerState, a *answer, i int) error {
+	entries := r.entries[d.first:d.end]
+	l := match(tree, entries)
+	if d.hasOverride {
+		l = overrideLimit(r.domain, d, l)
+	}
+	st := &a.statuses[i]
+	st.Code = rlsv3.RateLimitResponse_OK
 	if l == nil || l.unlimited {
-		return &rlsv3.RateLimitResponse_DescriptorStatus{Code: rlsv3.RateLimitResponse_OK}, nil
+		return nil
 	}
-	kb.b = appendKey(kb.b[:0], l, d)
-	res, err := s.limiters[l.policy].Take(ctx, unsafe.String(unsafe.SliceData(kb.b), len(kb.b)), cost(req, d), l.lim)
+	kb.b = appendKey(kb.b[:0], l, entries)
+	res, err := s.limiters[l.policy].Take(ctx, unsafe.String(unsafe.SliceData(kb.b), len(kb.b)), cost(r, d), l.lim)
 	over := false
 	switch {
 	case errors.Is(err, store.ErrUnavailable):
 		over, res = true, store.Result{Limit: l.lim, RetryAfter: res.RetryAfter}
 	case err != nil:
-		return nil, fmt.Errorf("rate limit store: %w", err)
+		return fmt.Errorf("rate limit store: %w", err)
 	default:
 		over = !res.Allowed
 	}
-	st := &rlsv3.RateLimitResponse_DescriptorStatus{
-		Code:               rlsv3.RateLimitResponse_OK,
-		CurrentLimit:       &rlsv3.RateLimitResponse_RateLimit{Name: l.name, RequestsPerUnit: l.rpu, Unit: rlsv3.RateLimitResponse_RateLimit_Unit(l.unit)},
-		LimitRemaining:     uint32(min(res.Remaining, uint64(^uint32(0)))),
-		DurationUntilReset: durationpb.New(res.ResetAfter),
-	}
+	a.limits[i] = rlsv3.RateLimitResponse_RateLimit{Name: l.name, RequestsPerUnit: l.rpu, Unit: rlsv3.RateLimitResponse_RateLimit_Unit(l.unit)}
+	a.durs[i] = durationpb.Duration{Seconds: int64(res.ResetAfter / time.Second), Nanos: int32(res.ResetAfter % time.Second)}
+	st.CurrentLimit = &a.limits[i]
+	st.LimitRemaining = uint32(min(res.Remaining, uint64(^uint32(0))))
+	st.DurationUntilReset = &a.durs[i]
 	if over {
 		if s.onLimit != nil {
-			s.onLimit(req.GetDomain(), l.name, l.shadow)
+			s.onLimit(r.domain, l.name, l.shadow)
 		}
 		if !l.shadow {
 			st.Code = rlsv3.RateLimitResponse_OVER_LIMIT
@@ -186,20 +195,20 @@ func (s *Server) decide(ctx context.Context, req *rlsv3.RateLimitRequest, d *rat
 	if !l.shadow {
 		hdr.add(l, res, over)
 	}
-	return st, nil
+	return nil
 }
 
 // match walks tree along entries: "key_value" first, then "key".
-func match(tree map[string]*node, entries []*ratelimitv3.RateLimitDescriptor_Entry) *compiledLimit {
+func match(tree map[string]*node, entries []entry) *compiledLimit {
 	var n *node
 	level := tree
 	for _, e := range entries {
 		if level == nil {
 			return nil
 		}
-		next := level[e.GetKey()+"_"+e.GetValue()]
+		next := level[e.key+"_"+e.value]
 		if next == nil {
-			next = level[e.GetKey()]
+			next = level[e.key]
 		}
 		if next == nil {
 			return nil
@@ -214,13 +223,13 @@ func match(tree map[string]*node, entries []*ratelimitv3.RateLimitDescriptor_Ent
 
 // overrideLimit builds the limit for a descriptor's override, keeping the matched
 // limit's name and shadow mode when there is one.
-func overrideLimit(domain string, o *ratelimitv3.RateLimitDescriptor_RateLimitOverride, base *compiledLimit) *compiledLimit {
-	rl := RateLimit{Unit: o.GetUnit().String(), RequestsPerUnit: o.GetRequestsPerUnit()}
+func overrideLimit(domain string, d *descriptor, base *compiledLimit) *compiledLimit {
+	rl := RateLimit{Unit: typev3.RateLimitUnit(d.unit).String(), RequestsPerUnit: d.rpu}
 	shadow := false
 	if base != nil {
 		rl.Name, rl.OnStoreError, shadow = base.name, base.policy, base.shadow
 	}
-	unit := strconv.Itoa(int(o.GetUnit())) + "x" + strconv.FormatUint(uint64(o.GetRequestsPerUnit()), 10)
+	unit := strconv.Itoa(int(d.unit)) + "x" + strconv.FormatUint(uint64(d.rpu), 10)
 	l, err := compileLimit(&rl, shadow, domain, []string{"override", unit})
 	if err != nil {
 		return nil // an unusable override (unknown unit, zero) limits nothing, like no limit
@@ -230,27 +239,27 @@ func overrideLimit(domain string, o *ratelimitv3.RateLimitDescriptor_RateLimitOv
 }
 
 // cost is the descriptor's hits_addend, else the request's, else 1.
-func cost(req *rlsv3.RateLimitRequest, d *ratelimitv3.RateLimitDescriptor) uint64 {
-	if d.GetIsNegativeHits() {
+func cost(r *request, d *descriptor) uint64 {
+	if d.negative {
 		return 0
 	}
-	if h := d.GetHitsAddend(); h != nil {
-		return h.GetValue()
+	if d.hasHits {
+		return d.hits
 	}
-	if h := req.GetHitsAddend(); h > 0 {
-		return uint64(h)
+	if r.hits > 0 {
+		return uint64(r.hits)
 	}
 	return 1
 }
 
 // appendKey appends scope ":" then each entry's key and value, length-prefixed
 // (values over 64 bytes hashed), so distinct descriptors never share a key.
-func appendKey(b []byte, l *compiledLimit, d *ratelimitv3.RateLimitDescriptor) []byte {
+func appendKey(b []byte, l *compiledLimit, entries []entry) []byte {
 	b = append(b, l.scope...)
 	b = append(b, ':')
-	for _, e := range d.GetEntries() {
-		b = appendField(b, e.GetKey())
-		b = appendField(b, e.GetValue())
+	for _, e := range entries {
+		b = appendField(b, e.key)
+		b = appendField(b, e.value)
 	}
 	return b
 }
@@ -293,7 +302,8 @@ func (h *headerState) add(l *compiledLimit, res store.Result, over bool) {
 	h.items = append(h.items, it)
 }
 
-func (h *headerState) headers(over bool) []*corev3.HeaderValue {
+// headers returns the answer's headers, held in a.
+func (h *headerState) headers(over bool, a *answer) []*corev3.HeaderValue {
 	if len(h.items) == 0 {
 		return nil
 	}
@@ -312,14 +322,17 @@ func (h *headerState) headers(over bool) []*corev3.HeaderValue {
 		state = strconv.AppendInt(state, seconds(it.reset), 10)
 		retry = max(retry, it.retry)
 	}
-	out := []*corev3.HeaderValue{
-		{Key: "ratelimit-policy", Value: string(policy)},
-		{Key: "ratelimit", Value: string(state)},
-	}
+	a.hdrs[0] = corev3.HeaderValue{Key: "ratelimit-policy", Value: string(policy)}
+	a.hdrs[1] = corev3.HeaderValue{Key: "ratelimit", Value: string(state)}
+	n := 2
 	if over && retry > 0 {
-		out = append(out, &corev3.HeaderValue{Key: "retry-after", Value: strconv.FormatInt(seconds(retry), 10)})
+		a.hdrs[2] = corev3.HeaderValue{Key: "retry-after", Value: strconv.FormatInt(seconds(retry), 10)}
+		n = 3
 	}
-	return out
+	for i := range n {
+		a.hdrPtrs[i] = &a.hdrs[i]
+	}
+	return a.hdrPtrs[:n]
 }
 
 // seconds rounds d up to whole seconds.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/portcullis/portcullis/pkg/extauthz"
 	"github.com/portcullis/portcullis/pkg/store"
 	"github.com/portcullis/portcullis/pkg/valkeystore"
 	"github.com/portcullis/portcullis/test/redisharness"
@@ -33,8 +34,25 @@ var testDomains = []Domain{{
 	},
 }}
 
-// serve starts the service on a loopback TCP listener and returns a real client.
+// serve starts the service on a loopback TCP listener, with the gRPC options of
+// Portcullis's listener (its codec decodes requests from the wire and pools answers),
+// and returns a real client.
 func serve(t testing.TB, o Options) rlsv3.RateLimitServiceClient {
+	t.Helper()
+	return serveOn(t, o, grpc.NewServer(extauthz.ServerOptions(1<<20)...))
+}
+
+// servers are the two ways the handler decodes and answers: Portcullis's codec, and
+// the standard one (a server built without Portcullis's options).
+var servers = []struct {
+	name string
+	new  func() *grpc.Server
+}{
+	{"portcullis-codec", func() *grpc.Server { return grpc.NewServer(extauthz.ServerOptions(1 << 20)...) }},
+	{"standard-codec", func() *grpc.Server { return grpc.NewServer() }},
+}
+
+func serveOn(t testing.TB, o Options, g *grpc.Server) rlsv3.RateLimitServiceClient {
 	t.Helper()
 	s, err := New(o)
 	if err != nil {
@@ -44,7 +62,6 @@ func serve(t testing.TB, o Options) rlsv3.RateLimitServiceClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
 	s.Register(g)
 	go g.Serve(lis) // stopped by the cleanup below
 	t.Cleanup(g.Stop)
@@ -93,7 +110,13 @@ func header(resp *rlsv3.RateLimitResponse, name string) string {
 }
 
 func TestShouldRateLimit(t *testing.T) {
-	c := serve(t, memoryOptions())
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) { testShouldRateLimit(t, srv.new()) })
+	}
+}
+
+func testShouldRateLimit(t *testing.T, g *grpc.Server) {
+	c := serveOn(t, memoryOptions(), g)
 	req := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{
 		desc("remote_address", "10.0.0.1"),
 		desc("unknown", "x"),
@@ -140,7 +163,13 @@ func TestShouldRateLimit(t *testing.T) {
 }
 
 func TestMatching(t *testing.T) {
-	c := serve(t, memoryOptions())
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) { testMatching(t, srv.new()) })
+	}
+}
+
+func testMatching(t *testing.T, g *grpc.Server) {
+	c := serveOn(t, memoryOptions(), g)
 	tests := []struct {
 		d    *ratelimitv3.RateLimitDescriptor
 		name string // "" : no limit
@@ -165,6 +194,12 @@ func TestMatching(t *testing.T) {
 }
 
 func TestHitsAddendShadowOverride(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) { testHitsAddendShadowOverride(t, srv.new()) })
+	}
+}
+
+func testHitsAddendShadowOverride(t *testing.T, g *grpc.Server) {
 	var shadowHits atomic.Int64
 	o := memoryOptions()
 	o.HeadersOnOK = true
@@ -173,7 +208,7 @@ func TestHitsAddendShadowOverride(t *testing.T) {
 			shadowHits.Add(1)
 		}
 	}
-	c := serve(t, o)
+	c := serveOn(t, o, g)
 	// Request-level hits_addend 2 spends the per-ip limit of 2 at once.
 	resp := call(t, c, &rlsv3.RateLimitRequest{Domain: "edge", HitsAddend: 2,
 		Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("remote_address", "10.0.0.2")}})
@@ -208,7 +243,13 @@ func TestHitsAddendShadowOverride(t *testing.T) {
 }
 
 func TestInvalidRequests(t *testing.T) {
-	c := serve(t, memoryOptions())
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) { testInvalidRequests(t, srv.new()) })
+	}
+}
+
+func testInvalidRequests(t *testing.T, g *grpc.Server) {
+	c := serveOn(t, memoryOptions(), g)
 	for _, req := range []*rlsv3.RateLimitRequest{
 		{Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("a", "b")}},
 		{Domain: "edge"},

@@ -1,0 +1,265 @@
+package rls
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/portcullis/portcullis/pkg/store"
+)
+
+func TestFieldNumbers(t *testing.T) {
+	req := (&rlsv3.RateLimitRequest{}).ProtoReflect().Descriptor().Fields()
+	d := (&ratelimitv3.RateLimitDescriptor{}).ProtoReflect().Descriptor().Fields()
+	e := (&ratelimitv3.RateLimitDescriptor_Entry{}).ProtoReflect().Descriptor().Fields()
+	o := (&ratelimitv3.RateLimitDescriptor_RateLimitOverride{}).ProtoReflect().Descriptor().Fields()
+	w := (&wrapperspb.UInt64Value{}).ProtoReflect().Descriptor().Fields()
+	for _, c := range []struct {
+		name string
+		got  protoreflect.FieldNumber
+		want protowire.Number
+	}{
+		{"RateLimitRequest.domain", req.ByName("domain").Number(), fRequestDomain},
+		{"RateLimitRequest.descriptors", req.ByName("descriptors").Number(), fRequestDescriptors},
+		{"RateLimitRequest.hits_addend", req.ByName("hits_addend").Number(), fRequestHitsAddend},
+		{"RateLimitDescriptor.entries", d.ByName("entries").Number(), fDescEntries},
+		{"RateLimitDescriptor.limit", d.ByName("limit").Number(), fDescLimit},
+		{"RateLimitDescriptor.hits_addend", d.ByName("hits_addend").Number(), fDescHitsAddend},
+		{"RateLimitDescriptor.is_negative_hits", d.ByName("is_negative_hits").Number(), fDescNegativeHits},
+		{"Entry.key", e.ByName("key").Number(), fEntryKey},
+		{"Entry.value", e.ByName("value").Number(), fEntryValue},
+		{"RateLimitOverride.requests_per_unit", o.ByName("requests_per_unit").Number(), fOverrideRPU},
+		{"RateLimitOverride.unit", o.ByName("unit").Number(), fOverrideUnit},
+		{"UInt64Value.value", w.ByName("value").Number(), fWrapperValue},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is field %d in the proto, the decoder reads %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// viaProto is what the handler reads of b when protobuf-go decodes it.
+func viaProto(b []byte) (request, error) {
+	var m rlsv3.RateLimitRequest
+	var r request
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return r, err
+	}
+	r.fromProto(&m)
+	return r, nil
+}
+
+// viaWire is what the handler reads of b when it decodes the wire itself.
+func viaWire(b []byte) (request, error) {
+	var r request
+	err := decodeRequest(&r, b, string(b))
+	return r, err
+}
+
+// sameRequest compares two decodings, treating nil and empty slices alike.
+func sameRequest(a, b request) bool {
+	return a.domain == b.domain && a.hits == b.hits && len(a.descs) == len(b.descs) && len(a.entries) == len(b.entries) &&
+		(len(a.descs) == 0 || reflect.DeepEqual(a.descs, b.descs)) &&
+		(len(a.entries) == 0 || reflect.DeepEqual(a.entries, b.entries))
+}
+
+func marshal(t testing.TB, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// wireCases are requests as Envoy sends them and shaped ones: repeated fields,
+// unknown fields, fields of an unexpected wire type, and malformed bytes.
+func wireCases(t testing.TB) map[string][]byte {
+	full := &rlsv3.RateLimitRequest{Domain: "edge", HitsAddend: 3, Descriptors: []*ratelimitv3.RateLimitDescriptor{
+		desc("remote_address", "10.0.0.1"),
+		{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "path", Value: "/login"}, {Key: "user", Value: "ålice"}},
+			Limit:      &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: 7, Unit: typev3.RateLimitUnit_HOUR},
+			HitsAddend: wrapperspb.UInt64(0)},
+		{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "k"}}, IsNegativeHits: true, HitsAddend: wrapperspb.UInt64(1 << 40)},
+		{},
+	}}
+	fullWire := marshal(t, full)
+	var (
+		tag   = protowire.AppendTag
+		bytes = protowire.AppendBytes
+		str   = protowire.AppendString
+		vint  = protowire.AppendVarint
+	)
+	entry := func(k, v string) []byte {
+		return str(tag(str(tag(nil, fEntryKey, protowire.BytesType), k), fEntryValue, protowire.BytesType), v)
+	}
+	// A descriptor whose limit and hits_addend each come twice: protobuf-go merges them.
+	var merged []byte
+	merged = bytes(tag(merged, fDescEntries, protowire.BytesType), entry("a", "b"))
+	merged = bytes(tag(merged, fDescLimit, protowire.BytesType), vint(tag(nil, fOverrideRPU, protowire.VarintType), 5))
+	merged = bytes(tag(merged, fDescLimit, protowire.BytesType), vint(tag(nil, fOverrideUnit, protowire.VarintType), 2))
+	merged = bytes(tag(merged, fDescHitsAddend, protowire.BytesType), vint(tag(nil, fWrapperValue, protowire.VarintType), 9))
+	merged = bytes(tag(merged, fDescHitsAddend, protowire.BytesType), nil)
+	merged = vint(tag(merged, 99, protowire.VarintType), 1) // unknown
+	var odd []byte
+	odd = str(tag(odd, fRequestDomain, protowire.BytesType), "first")
+	odd = str(tag(odd, fRequestDomain, protowire.BytesType), "second") // last wins
+	odd = vint(tag(odd, fRequestDomain, protowire.VarintType), 7)      // wrong wire type: unknown
+	odd = vint(tag(odd, fRequestHitsAddend, protowire.VarintType), 1<<33+4)
+	odd = protowire.AppendFixed32(tag(odd, 50, protowire.Fixed32Type), 1)
+	odd = protowire.AppendFixed64(tag(odd, 51, protowire.Fixed64Type), 1)
+	odd = tag(tag(odd, 52, protowire.StartGroupType), 52, protowire.EndGroupType)
+	odd = bytes(tag(odd, fRequestDescriptors, protowire.BytesType), merged)
+	badUTF8 := str(tag(nil, fRequestDomain, protowire.BytesType), "\xff")
+	badEntry := bytes(tag(nil, fRequestDescriptors, protowire.BytesType), bytes(tag(nil, fDescEntries, protowire.BytesType), entry("k", "\xc3")))
+	return map[string][]byte{
+		"full":               fullWire,
+		"empty":              nil,
+		"merged and unknown": odd,
+		"bad utf-8 domain":   badUTF8,
+		"bad utf-8 value":    badEntry,
+		"truncated":          fullWire[:len(fullWire)-3],
+		"bad length":         append(tag(nil, fRequestDescriptors, protowire.BytesType), 0x7f, 1),
+		"bad tag":            {0x80},
+		"field zero":         vint(tag(nil, 0, protowire.VarintType), 1),
+		"unmatched group":    tag(nil, 52, protowire.StartGroupType),
+		"nested truncation":  bytes(tag(nil, fRequestDescriptors, protowire.BytesType), []byte{0x0a, 0x05, 0x0a}),
+	}
+}
+
+// TestDecodeRequest checks the wire decoder against protobuf-go: the same fields where
+// it accepts, an error where it refuses.
+func TestDecodeRequest(t *testing.T) {
+	for name, b := range wireCases(t) {
+		want, werr := viaProto(b)
+		got, gerr := viaWire(b)
+		if (werr == nil) != (gerr == nil) {
+			t.Errorf("%s: protobuf-go error %v, wire decoder error %v", name, werr, gerr)
+			continue
+		}
+		if werr == nil && !sameRequest(got, want) {
+			t.Errorf("%s:\nwire  %+v\nproto %+v", name, got, want)
+		}
+	}
+	// The shaped case reads what it was built to read (protobuf-go agreeing is not
+	// enough if both were wrong).
+	got, err := viaWire(wireCases(t)["merged and unknown"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := descriptor{first: 0, end: 1, hasOverride: true, rpu: 5, unit: 2, hasHits: true, hits: 9}
+	if got.domain != "second" || got.hits != 4 || len(got.descs) != 1 || got.descs[0] != want || got.entries[0] != (entry{"a", "b"}) {
+		t.Fatalf("merged request: %+v", got)
+	}
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	for _, b := range wireCases(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, werr := viaProto(b)
+		got, gerr := viaWire(b)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("protobuf-go error %v, wire decoder error %v", werr, gerr)
+		}
+		if werr == nil && !sameRequest(got, want) {
+			t.Fatalf("wire  %+v\nproto %+v", got, want)
+		}
+	})
+}
+
+// TestPooledAnswersAreReset runs answers of different shapes through the pooled path in
+// turn: nothing of an earlier answer (statuses, limits, headers) shows in a later one.
+func TestPooledAnswersAreReset(t *testing.T) {
+	o := memoryOptions()
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	over := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{
+		desc("remote_address", "10.9.9.9"), desc("path", "/login", "user", "eve"), desc("unknown", "x")}}
+	plain := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("internal", "x")}}
+	for i, c := range []struct {
+		req    *rlsv3.RateLimitRequest
+		code   rlsv3.RateLimitResponse_Code
+		limits int // statuses with a current_limit
+		hdrs   int
+	}{
+		{over, rlsv3.RateLimitResponse_OK, 2, 0},
+		{over, rlsv3.RateLimitResponse_OK, 2, 0},
+		{over, rlsv3.RateLimitResponse_OVER_LIMIT, 2, 3},
+		{plain, rlsv3.RateLimitResponse_OK, 0, 0},
+		{over, rlsv3.RateLimitResponse_OVER_LIMIT, 2, 3},
+		{plain, rlsv3.RateLimitResponse_OK, 0, 0},
+	} {
+		resp := handle(t, s, marshal(t, c.req))
+		limits := 0
+		for _, st := range resp.Statuses {
+			if st.CurrentLimit != nil {
+				limits++
+			} else if st.DurationUntilReset != nil || st.LimitRemaining != 0 || st.Code != rlsv3.RateLimitResponse_OK {
+				t.Fatalf("call %d: a status without a limit carries state: %v", i, st)
+			}
+		}
+		if resp.OverallCode != c.code || len(resp.Statuses) != len(c.req.Descriptors) || limits != c.limits || len(resp.ResponseHeadersToAdd) != c.hdrs {
+			t.Fatalf("call %d: %v", i, resp)
+		}
+	}
+}
+
+// handle runs the registered handler on wire bytes as Portcullis's codec does, and
+// returns a copy of the answer after releasing it to the pool.
+func handle(t testing.TB, s *Server, b []byte) *rlsv3.RateLimitResponse {
+	t.Helper()
+	v, err := shouldRateLimitHandler(s, context.Background(), func(m any) error {
+		return m.(*wireRequest).UnmarshalWire(mem.BufferSlice{mem.SliceBuffer(b)})
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := v.(*pooledAnswer)
+	out := proto.Clone(p.RateLimitResponse).(*rlsv3.RateLimitResponse)
+	p.ReleaseAfterMarshal()
+	return out
+}
+
+// TestHandlerAllocations pins the pooled path's allocations on the memory store: the
+// string copy of the request, and nothing else once the pools are warm.
+func TestHandlerAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	m := store.NewMemory(store.MemoryOptions{})
+	s, err := New(Options{Limiter: func(store.Policy) store.Limiter { return m }, Domains: []Domain{{Name: "b",
+		Descriptors: []Descriptor{{Key: "k", RateLimit: &RateLimit{Unit: "second", RequestsPerUnit: 1_000_000_000}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := marshal(t, &rlsv3.RateLimitRequest{Domain: "b", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("k", "v")}})
+	data := mem.BufferSlice{mem.SliceBuffer(b)}
+	dec := func(m any) error { return m.(*wireRequest).UnmarshalWire(data) }
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(1000, func() {
+		v, err := shouldRateLimitHandler(s, ctx, dec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.(*pooledAnswer).Statuses[0].CurrentLimit == nil {
+			t.Fatal("no limit applied")
+		}
+		v.(*pooledAnswer).ReleaseAfterMarshal()
+	})
+	if allocs > 1 {
+		t.Fatalf("%.1f allocations per call, want at most 1", allocs)
+	}
+}
