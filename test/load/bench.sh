@@ -127,17 +127,24 @@ pair() {
 }
 
 # portcullis CONFIG: starts Portcullis pinned to CPU 1; sets pc_pid, pc_grpc, pc_http,
-# or returns 1 with the reason in why.
+# or returns 1 with the reason in why. A start is tried three times on fresh ports: a
+# port free_port found free can be taken before Portcullis binds it (an outgoing
+# connection's local port; the range overlaps the ephemeral one), and its stderr, which
+# carries the decision log during the runs, goes to /dev/null, so a lost race is only
+# seen as a start that did not come up.
 portcullis() {
-  pc_grpc=$(free_port); pc_http=$(free_port); local admin; admin=$(free_port)
-  PORTCULLIS_LISTENERS_PROXY="127.0.0.1:$pc_http" PORTCULLIS_LISTENERS_GRPC="127.0.0.1:$pc_grpc" \
-  PORTCULLIS_LISTENERS_ADMIN="127.0.0.1:$admin" PORTCULLIS_UPSTREAM_URL="http://127.0.0.1:$up_port" \
-  PORTCULLIS_LOG_LEVEL=$LOG_LEVEL \
-    "${cpu1[@]}" bin/portcullis serve --config "$1" --watch-interval 0 >/dev/null 2>&1 &
-  pc_pid=$!; pids+=("$pc_pid")
-  wait_port "$pc_http" "$pc_pid" && wait_port "$pc_grpc" "$pc_pid" && return 0
-  why="portcullis with $1 did not start: $(bin/portcullis validate --config "$1" 2>&1 | head -n3 | tr '\n' ' ' | cut -c1-300)"
-  stop "$pc_pid"
+  local admin
+  for _ in 1 2 3; do
+    pc_grpc=$(free_port); pc_http=$(free_port); admin=$(free_port)
+    PORTCULLIS_LISTENERS_PROXY="127.0.0.1:$pc_http" PORTCULLIS_LISTENERS_GRPC="127.0.0.1:$pc_grpc" \
+    PORTCULLIS_LISTENERS_ADMIN="127.0.0.1:$admin" PORTCULLIS_UPSTREAM_URL="http://127.0.0.1:$up_port" \
+    PORTCULLIS_LOG_LEVEL=$LOG_LEVEL \
+      "${cpu1[@]}" bin/portcullis serve --config "$1" --watch-interval 0 >/dev/null 2>&1 &
+    pc_pid=$!; pids+=("$pc_pid")
+    wait_port "$pc_http" "$pc_pid" && wait_port "$pc_grpc" "$pc_pid" && return 0
+    stop "$pc_pid"
+  done
+  why="portcullis with $1 did not start (3 tries): $(bin/portcullis validate --config "$1" 2>&1 | head -n3 | tr '\n' ' ' | cut -c1-300)"
   return 1
 }
 ext_floor=(-mode extauthz -target "127.0.0.1:$fl_grpc")
