@@ -94,57 +94,76 @@ func (r *request) fromProto(m *rlsv3.RateLimitRequest) {
 // strings must be UTF-8) and refuses what it would refuse (FuzzDecodeRequest).
 func decodeRequest(r *request, b []byte, s string) error {
 	r.reset()
-	return walk(b, 0, len(b), func(num protowire.Number, typ protowire.Type, v uint64, start, end int) error {
+	w := wire{b: b, s: s}
+	return w.walk(0, len(b), func(f field) error {
 		switch {
-		case num == fRequestDomain && typ == protowire.BytesType:
-			return text(s, start, end, &r.domain)
-		case num == fRequestDescriptors && typ == protowire.BytesType:
-			return r.decodeDescriptor(b, s, start, end)
-		case num == fRequestHitsAddend && typ == protowire.VarintType:
-			r.hits = uint32(v)
+		case f.is(fRequestDomain, protowire.BytesType):
+			return w.text(f, &r.domain)
+		case f.is(fRequestDescriptors, protowire.BytesType):
+			return w.descriptor(r, f)
+		case f.is(fRequestHitsAddend, protowire.VarintType):
+			r.hits = uint32(f.v)
 		}
 		return nil
 	})
 }
 
-func (r *request) decodeDescriptor(b []byte, s string, start, end int) error {
+// wire is one message's bytes, and the same bytes as a string for slicing strings.
+type wire struct {
+	b []byte
+	s string
+}
+
+// field is one field of a message: its number and wire type, its value for a varint,
+// and for a bytes field the bounds [start, end) of its payload.
+type field struct {
+	num        protowire.Number
+	typ        protowire.Type
+	v          uint64
+	start, end int
+}
+
+func (f field) is(num protowire.Number, typ protowire.Type) bool { return f.num == num && f.typ == typ }
+
+// descriptor appends the RateLimitDescriptor in f to r.
+func (w wire) descriptor(r *request, f field) error {
 	d := descriptor{first: len(r.entries)}
-	err := walk(b, start, end, func(num protowire.Number, typ protowire.Type, v uint64, start, end int) error {
+	err := w.walk(f.start, f.end, func(f field) error {
 		switch {
-		case num == fDescEntries && typ == protowire.BytesType:
+		case f.is(fDescEntries, protowire.BytesType):
 			var e entry
-			err := walk(b, start, end, func(num protowire.Number, typ protowire.Type, _ uint64, start, end int) error {
+			err := w.walk(f.start, f.end, func(f field) error {
 				switch {
-				case num == fEntryKey && typ == protowire.BytesType:
-					return text(s, start, end, &e.key)
-				case num == fEntryValue && typ == protowire.BytesType:
-					return text(s, start, end, &e.value)
+				case f.is(fEntryKey, protowire.BytesType):
+					return w.text(f, &e.key)
+				case f.is(fEntryValue, protowire.BytesType):
+					return w.text(f, &e.value)
 				}
 				return nil
 			})
 			r.entries = append(r.entries, e)
 			return err
-		case num == fDescLimit && typ == protowire.BytesType:
+		case f.is(fDescLimit, protowire.BytesType):
 			d.hasOverride = true
-			return walk(b, start, end, func(num protowire.Number, typ protowire.Type, v uint64, _, _ int) error {
+			return w.walk(f.start, f.end, func(f field) error {
 				switch {
-				case num == fOverrideRPU && typ == protowire.VarintType:
-					d.rpu = uint32(v)
-				case num == fOverrideUnit && typ == protowire.VarintType:
-					d.unit = int32(v)
+				case f.is(fOverrideRPU, protowire.VarintType):
+					d.rpu = uint32(f.v)
+				case f.is(fOverrideUnit, protowire.VarintType):
+					d.unit = int32(f.v)
 				}
 				return nil
 			})
-		case num == fDescHitsAddend && typ == protowire.BytesType:
+		case f.is(fDescHitsAddend, protowire.BytesType):
 			d.hasHits = true
-			return walk(b, start, end, func(num protowire.Number, typ protowire.Type, v uint64, _, _ int) error {
-				if num == fWrapperValue && typ == protowire.VarintType {
-					d.hits = v
+			return w.walk(f.start, f.end, func(f field) error {
+				if f.is(fWrapperValue, protowire.VarintType) {
+					d.hits = f.v
 				}
 				return nil
 			})
-		case num == fDescNegativeHits && typ == protowire.VarintType:
-			d.negative = v != 0
+		case f.is(fDescNegativeHits, protowire.VarintType):
+			d.negative = f.v != 0
 		}
 		return nil
 	})
@@ -153,26 +172,25 @@ func (r *request) decodeDescriptor(b []byte, s string, start, end int) error {
 	return err
 }
 
-// walk calls f for each field of the message in b[start:end]: its number and wire
-// type, its value for a varint, and for a bytes field the bounds of its payload.
-// Groups and fixed-width fields are checked and skipped.
-func walk(b []byte, start, end int, f func(num protowire.Number, typ protowire.Type, v uint64, start, end int) error) error {
+// walk calls fn for each field of the message in b[start:end]. Groups and
+// fixed-width fields are checked and skipped.
+func (w wire) walk(start, end int, fn func(field) error) error {
+	b := w.b
 	for i := start; i < end; {
 		num, typ, n := protowire.ConsumeTag(b[i:end])
 		if n < 0 || num > protowire.MaxValidNumber {
 			return errWireMalformed
 		}
 		i += n
-		var v uint64
-		var fs, fe int
+		f := field{num: num, typ: typ}
 		switch typ {
 		case protowire.VarintType:
-			v, n = protowire.ConsumeVarint(b[i:end])
+			f.v, n = protowire.ConsumeVarint(b[i:end])
 		case protowire.BytesType:
 			var payload []byte
 			payload, n = protowire.ConsumeBytes(b[i:end])
-			fe = i + n
-			fs = fe - len(payload)
+			f.end = i + n
+			f.start = f.end - len(payload)
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, b[i:end])
 		}
@@ -180,16 +198,17 @@ func walk(b []byte, start, end int, f func(num protowire.Number, typ protowire.T
 			return errWireMalformed
 		}
 		i += n
-		if err := f(num, typ, v, fs, fe); err != nil {
+		if err := fn(f); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// text sets *dst to s[start:end], which must be UTF-8 (proto3 strings are).
-func text(s string, start, end int, dst *string) error {
-	t := s[start:end]
+// text sets *dst to the payload of bytes field f, which must be UTF-8 (proto3 strings
+// are).
+func (w wire) text(f field, dst *string) error {
+	t := w.s[f.start:f.end]
 	if !utf8.ValidString(t) {
 		return errWireUTF8
 	}
