@@ -129,9 +129,8 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 
 // pooledResponse is a Check answer built in a reused responseBlock. The codec marshals
 // it like the CheckResponse it holds and then returns it to its pool: nothing of an
-// answer is allocated per call once the pool is warm. gRPC reads a unary reply only to
-// marshal it (a stats handler or binary log would see this type, not a proto message;
-// Portcullis installs neither).
+// answer is allocated per call once the pool is warm. Nothing may read the reply after
+// the codec marshalled it; see ServerOptions for the gRPC features that would.
 type pooledResponse struct {
 	block responseBlock
 	put   func(*pooledResponse) // returns it to its pool
@@ -162,6 +161,11 @@ const minRecvBytes = 4 << 20
 // Keepalive enforcement accepts Envoy's HTTP/2 pings down to every 5s, also without
 // active streams, so a sidecar Envoy configured with connection_keepalive is not sent
 // GOAWAY too_many_pings; the server pings idle clients every 30s to find dead peers.
+//
+// The codec returns pooled answers (this package's and pkg/rls's) to their pools once
+// marshalled. grpc-go (1.85) reads a reply after marshalling it only for stats handlers
+// (OutPayload.Payload) and for grpc.EnableTracing's trace log: a server given either
+// must not use these options' codec, or would read reused answers.
 func ServerOptions(maxBodyBytes int) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(recvLimit(maxBodyBytes)),

@@ -58,7 +58,9 @@ type Options struct {
 	Limiter func(store.Policy) store.Limiter
 	// HeadersOnOK adds RateLimit-Policy and RateLimit to OK responses too.
 	HeadersOnOK bool
-	// OnLimit is called for each descriptor found over its limit (metrics, logs).
+	// OnLimit is called for each descriptor found over its limit (metrics, logs). The
+	// domain string shares memory with the whole request: copy it (strings.Clone) to
+	// keep it beyond the call.
 	OnLimit func(domain, limit string, shadow bool)
 }
 

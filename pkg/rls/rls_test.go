@@ -42,6 +42,13 @@ func serve(t testing.TB, o Options) rlsv3.RateLimitServiceClient {
 	return serveOn(t, o, grpc.NewServer(extauthz.ServerOptions(1<<20)...))
 }
 
+// The codec in pkg/extauthz finds the wire path through these interfaces; a rename
+// would silently drop it (TestCodecPath checks the path is taken).
+var (
+	_ extauthz.WireUnmarshaler = (*wireRequest)(nil)
+	_ extauthz.MarshalReleaser = (*pooledAnswer)(nil)
+)
+
 // servers are the two ways the handler decodes and answers: Portcullis's codec, and
 // the standard one (a server built without Portcullis's options).
 var servers = []struct {

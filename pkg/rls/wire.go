@@ -63,7 +63,7 @@ type entry struct{ key, value string }
 func (r *request) reset() {
 	r.domain, r.hits = "", 0
 	r.descs = r.descs[:0]
-	clear(r.entries) // drop the strings: the call's bytes are reused
+	clear(r.entries) // drop the strings, so a pooled request keeps no call's bytes alive
 	r.entries = r.entries[:0]
 }
 
@@ -249,8 +249,12 @@ func (w *wireRequest) UnmarshalWire(data mem.BufferSlice) error {
 	return nil
 }
 
-// maxPooledDescriptors bounds the descriptors a pooled call state or answer keeps.
-const maxPooledDescriptors = 64
+// maxPooledDescriptors and maxPooledEntries bound what a pooled call state or answer
+// keeps.
+const (
+	maxPooledDescriptors = 64
+	maxPooledEntries     = 8 * maxPooledDescriptors
+)
 
 // answer is a RateLimitResponse and everything it points to, reused across calls.
 type answer struct {
@@ -284,9 +288,13 @@ func (a *answer) prepare(n int) {
 
 // pooledAnswer is an answer the codec marshals (its embedded RateLimitResponse) and
 // then hands back with ReleaseAfterMarshal: once the pool is warm, an answer allocates
-// nothing. With another codec it is marshalled the same way and never reused. gRPC
-// reads a unary reply only to marshal it (a stats handler or binary log would see this
-// type; Portcullis installs neither).
+// nothing. With another codec it is marshalled the same way and never reused.
+//
+// Nothing may read the reply after the codec marshalled it. grpc-go (1.85) still hands
+// it to stats handlers (OutPayload.Payload) and, with grpc.EnableTracing, to the trace
+// log, both after the marshal: a server with either must not use Portcullis's codec
+// (see pkg/extauthz.ServerOptions). Portcullis installs neither; the binary log reads
+// the marshalled bytes, not the message.
 type pooledAnswer struct {
 	*rlsv3.RateLimitResponse
 	a    answer
@@ -294,7 +302,8 @@ type pooledAnswer struct {
 }
 
 // ReleaseAfterMarshal returns p to its pool; the codec calls it once the answer is on
-// the wire's buffer.
+// the wire's buffer. The header strings are dropped so that a pooled answer keeps none
+// alive.
 func (p *pooledAnswer) ReleaseAfterMarshal() {
 	if cap(p.a.statuses) > maxPooledDescriptors {
 		return
@@ -308,8 +317,14 @@ func (p *pooledAnswer) ReleaseAfterMarshal() {
 // decodes the request from the wire into pooled per-call state and answers from a
 // pooled block when g uses Portcullis's codec (pkg/extauthz.ServerOptions); on a
 // server with the standard codec it decodes and answers through the generated
-// messages. Either way the answer is ShouldRateLimit's. Unary interceptors see a
-// *wireRequest request.
+// messages. Either way the answer is ShouldRateLimit's.
+//
+// Unary interceptors see a *wireRequest: with Portcullis's codec its embedded
+// RateLimitRequest is empty (the request was decoded into the call's state instead),
+// the handler decides on what it decoded whatever request an interceptor passes on,
+// and the call's state is reused once the handler returns, so an interceptor must not
+// run the handler on another goroutine and return before it. Portcullis installs no
+// interceptors.
 func (s *Server) Register(g *grpc.Server) { g.RegisterService(&rateLimitService, s) }
 
 // rateLimitService is envoy.service.ratelimit.v3.RateLimitService with
@@ -351,14 +366,16 @@ func (s *Server) answerPooled(ctx context.Context, r *request) (any, error) {
 	return p, nil
 }
 
+// releaseCall returns st to its pool, unless an unusual request grew it: a pooled state
+// keeps at most maxPooledDescriptors descriptors, maxPooledEntries entries and 64 KiB of
+// message.
 func (s *Server) releaseCall(st *callState) {
-	if cap(st.req.descs) > maxPooledDescriptors || cap(st.wire) > 64<<10 {
+	if cap(st.req.descs) > maxPooledDescriptors || cap(st.req.entries) > maxPooledEntries || cap(st.wire) > 64<<10 {
 		return
 	}
 	st.req.reset()
 	if !st.in.decoded {
 		st.msg.Reset() // drop what another codec decoded into it
 	}
-	st.in = wireRequest{}
 	s.calls.Put(st)
 }

@@ -3,17 +3,20 @@ package rls
 import (
 	"context"
 	"reflect"
+	"sync/atomic"
 	"testing"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/portcullis/portcullis/pkg/extauthz"
 	"github.com/portcullis/portcullis/pkg/store"
 )
 
@@ -178,59 +181,78 @@ func FuzzDecodeRequest(f *testing.F) {
 	})
 }
 
-// TestPooledAnswersAreReset runs answers of different shapes through the pooled path in
-// turn: nothing of an earlier answer (statuses, limits, headers) shows in a later one.
+// TestPooledAnswersAreReset reuses one answer block for requests of different shapes
+// (statuses with and without limits, over the limit with headers, fewer descriptors
+// than before) and compares each answer with a fresh one from a second server fed the
+// same requests: nothing of an earlier answer may show in a later one.
 func TestPooledAnswersAreReset(t *testing.T) {
-	o := memoryOptions()
-	s, err := New(o)
+	fresh, err := New(memoryOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reused, err := New(memoryOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	over := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{
 		desc("remote_address", "10.9.9.9"), desc("path", "/login", "user", "eve"), desc("unknown", "x")}}
 	plain := &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("internal", "x")}}
-	for i, c := range []struct {
-		req    *rlsv3.RateLimitRequest
-		code   rlsv3.RateLimitResponse_Code
-		limits int // statuses with a current_limit
-		hdrs   int
-	}{
-		{over, rlsv3.RateLimitResponse_OK, 2, 0},
-		{over, rlsv3.RateLimitResponse_OK, 2, 0},
-		{over, rlsv3.RateLimitResponse_OVER_LIMIT, 2, 3},
-		{plain, rlsv3.RateLimitResponse_OK, 0, 0},
-		{over, rlsv3.RateLimitResponse_OVER_LIMIT, 2, 3},
-		{plain, rlsv3.RateLimitResponse_OK, 0, 0},
-	} {
-		resp := handle(t, s, marshal(t, c.req))
-		limits := 0
-		for _, st := range resp.Statuses {
-			if st.CurrentLimit != nil {
-				limits++
-			} else if st.DurationUntilReset != nil || st.LimitRemaining != 0 || st.Code != rlsv3.RateLimitResponse_OK {
-				t.Fatalf("call %d: a status without a limit carries state: %v", i, st)
-			}
+	nowhere := &rlsv3.RateLimitRequest{Domain: "nowhere", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("a", "b"), desc("c", "d")}}
+	var a answer
+	var r request
+	ctx := context.Background()
+	for i, req := range []*rlsv3.RateLimitRequest{over, over, over, plain, over, nowhere, plain, over} {
+		want, err := fresh.ShouldRateLimit(ctx, req)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if resp.OverallCode != c.code || len(resp.Statuses) != len(c.req.Descriptors) || limits != c.limits || len(resp.ResponseHeadersToAdd) != c.hdrs {
-			t.Fatalf("call %d: %v", i, resp)
+		b := marshal(t, req)
+		if err := decodeRequest(&r, b, string(b)); err != nil {
+			t.Fatal(err)
 		}
+		if err := reused.answer(ctx, &r, &a); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&a.resp, want) {
+			t.Fatalf("call %d, reused block:\n%v\nfresh:\n%v", i, &a.resp, want)
+		}
+	}
+	if len(a.resp.ResponseHeadersToAdd) != 3 {
+		t.Fatalf("the sequence should end over the limit, with headers: %v", &a.resp)
 	}
 }
 
-// handle runs the registered handler on wire bytes as Portcullis's codec does, and
-// returns a copy of the answer after releasing it to the pool.
-func handle(t testing.TB, s *Server, b []byte) *rlsv3.RateLimitResponse {
-	t.Helper()
-	v, err := shouldRateLimitHandler(s, context.Background(), func(m any) error {
-		return m.(*wireRequest).UnmarshalWire(mem.BufferSlice{mem.SliceBuffer(b)})
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
+// TestCodecPath checks which path a call takes: on Portcullis's gRPC options the
+// request is decoded from the wire and the answer is a pooled block; on a standard
+// server the generated message is decoded and the handler copies it.
+func TestCodecPath(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts []grpc.ServerOption
+		wire bool
+	}{
+		{"portcullis-codec", extauthz.ServerOptions(1 << 20), true},
+		{"standard-codec", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var decoded, pooled atomic.Bool
+			record := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				resp, err := h(ctx, req)
+				decoded.Store(req.(*wireRequest).decoded)
+				_, ok := resp.(*pooledAnswer)
+				pooled.Store(ok)
+				return resp, err
+			}
+			cl := serveOn(t, memoryOptions(), grpc.NewServer(append(c.opts, grpc.ChainUnaryInterceptor(record))...))
+			resp := call(t, cl, &rlsv3.RateLimitRequest{Domain: "edge", Descriptors: []*ratelimitv3.RateLimitDescriptor{desc("remote_address", "10.7.7.7")}})
+			if resp.Statuses[0].CurrentLimit.GetName() != "per-ip" {
+				t.Fatalf("answer: %v", resp)
+			}
+			if decoded.Load() != c.wire || !pooled.Load() {
+				t.Fatalf("decoded from the wire %v (want %v), pooled answer %v", decoded.Load(), c.wire, pooled.Load())
+			}
+		})
 	}
-	p := v.(*pooledAnswer)
-	out := proto.Clone(p.RateLimitResponse).(*rlsv3.RateLimitResponse)
-	p.ReleaseAfterMarshal()
-	return out
 }
 
 // TestHandlerAllocations pins the pooled path's allocations on the memory store: the
