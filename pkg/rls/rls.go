@@ -91,7 +91,11 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{headersOnOK: o.HeadersOnOK, onLimit: o.OnLimit}
 	s.calls.New = func() any { return &callState{} }
-	s.answers.New = func() any { return &pooledAnswer{pool: &s.answers} }
+	s.answers.New = func() any {
+		p := &pooledAnswer{pool: &s.answers}
+		p.RateLimitResponse = &p.a.resp // the block's own message, for the whole life of p
+		return p
+	}
 	for p := range s.limiters {
 		if s.limiters[p] = o.Limiter(store.Policy(p)); s.limiters[p] == nil {
 			return nil, fmt.Errorf("rls: no limiter for policy %s", store.Policy(p))

@@ -362,7 +362,6 @@ func (s *Server) answerPooled(ctx context.Context, r *request) (any, error) {
 		p.ReleaseAfterMarshal()
 		return nil, err
 	}
-	p.RateLimitResponse = &p.a.resp
 	return p, nil
 }
 
