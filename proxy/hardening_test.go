@@ -48,6 +48,10 @@ func TestHardeningRawBytes(t *testing.T) {
 		{"7 h2c", get("/public/x", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA", "Connection: Upgrade, HTTP2-Settings"),
 			[]int{400}, "upgrade.h2c", nil},
 		{"7 other upgrade", get("/public/x", "Upgrade: TLS/1.0", "Connection: Upgrade"), []int{400}, "upgrade.unsupported", nil},
+		{"7 absolute-form upgrade", "GET http://a/public/x HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" +
+			"GET /public/y HTTP/1.1\nHost: a\n\n", []int{400}, "upgrade.unsupported", nil},
+		{"7 OPTIONS * with Upgrade", "OPTIONS * HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\nGET /public/y HTTP/1.1\nHost: a\n\n",
+			[]int{400}, "upgrade.unsupported", nil},
 		{"8 duplicate Authorization", get("/public/x", "Authorization: Bearer a", "authorization: Bearer b"),
 			[]int{400}, "header.duplicate_authorization", nil},
 		{"9 dot-dot", get("/public/../admin"), []int{403}, "admin.blocked", nil},
@@ -109,6 +113,35 @@ func TestHardeningRawBytes(t *testing.T) {
 				if r.Header.Get("X-Portcullis-Subject") == "root" || len(r.Trailer) > 0 || r.Header.Get("X-Http-Method-Override") != "" {
 					t.Errorf("upstream request %d carried %v trailers %v", i, r.Header, r.Trailer)
 				}
+			}
+		})
+	}
+}
+
+// An upgrade request that net/http could answer without the handler must not end the
+// raw scanner's framing: "OPTIONS *" was answered by net/http's own OPTIONS handler,
+// which kept the connection open while the scanner, seeing Upgrade, had stopped
+// framing it, so any request after it reached the upstream unchecked.
+func TestUpgradeOnOptionsStarKeepsFraming(t *testing.T) {
+	const first = "OPTIONS * HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
+	cases := []struct{ name, second string }{
+		{"3 bare LF", "GET /public/bare-lf HTTP/1.1\nHost: a\nConnection: close\n\n"},
+		{"2 obs-fold TE", "POST /public/obs-fold HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding:\r\n chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"},
+		{"1 CL+TE", "POST /public/cl-te HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /public/after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
+		{"10 absolute-form vs Host", "GET http://evil.example/public/abs HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n"},
+		{"12 header count", "GET /public/count HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-N: 1\r\n", 60) + "Connection: close\r\n\r\n"},
+		{"well-formed", "GET /public/fine HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := startProxy(t, nil)
+			rs := h.send(t, first+c.second)
+			if len(rs) == 0 || rs[0].StatusCode != http.StatusBadRequest {
+				t.Fatalf("statuses %v, want 400 first (OPTIONS * is decided by the handler)", statuses(rs))
+			}
+			if got := h.up.requests(); len(got) != 0 {
+				t.Fatalf("upstream received %s %s (Host %q) after an OPTIONS * upgrade request; statuses %v",
+					got[0].Method, got[0].RequestURI, got[0].Host, statuses(rs))
 			}
 		})
 	}

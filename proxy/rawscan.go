@@ -79,6 +79,7 @@ type scanLimits struct {
 // blockFacts are what the scanner learned from the header block in progress.
 type blockFacts struct {
 	http10        bool
+	origin        bool // origin-form target ("/..."): the only form an upgrade may use
 	absolute      bool
 	authority     string // absolute-form authority (allocated only for that form)
 	hosts         int
@@ -248,7 +249,10 @@ func (s *scanner) requestLine(l []byte) *rejection {
 // and authority-form for CONNECT (which the handler refuses with a proper answer).
 func (s *scanner) targetForm(method, target []byte) *rejection {
 	switch {
-	case target[0] == '/' || string(target) == "*":
+	case target[0] == '/':
+		s.facts.origin = true
+		return nil
+	case string(target) == "*":
 		return nil
 	case hasPrefixFold(target, "http://") || hasPrefixFold(target, "https://"):
 		auth := target[bytes.Index(target, []byte("://"))+3:]
@@ -315,10 +319,12 @@ func (s *scanner) finish() *rejection {
 		return rejCLAndTE
 	case f.teLines > 1 || f.teLines == 1 && (!f.chunked || f.http10):
 		return rejTransferCoding
-	case f.upgrade:
+	case f.upgrade && f.origin:
 		// The connection becomes a pipe if the upstream answers 101; if it does not,
 		// the handler closes it after the response, so no further request is parsed
-		// from bytes this scanner did not frame.
+		// from bytes this scanner did not frame. Only an origin-form request may turn
+		// scanning off (the handler refuses upgrades in any other form), so an
+		// "OPTIONS *" or absolute-form request with Upgrade is framed like any other.
 		s.state = stPass
 	case f.chunked:
 		s.state, s.chunkSize, s.digits = stChunkSize, 0, 0

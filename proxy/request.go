@@ -45,6 +45,11 @@ func (p *Proxy) refuse(r *http.Request, x *exchange) *rejection {
 		return refDupAuth
 	}
 	if x.upgrade {
+		// Only origin-form upgrades: the raw scanner stops framing the connection
+		// after those alone.
+		if !strings.HasPrefix(r.RequestURI, "/") {
+			return refUpgrade
+		}
 		if rej := p.checkUpgrade(r.Header); rej != nil {
 			return rej
 		}

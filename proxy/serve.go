@@ -39,7 +39,12 @@ func (p *Proxy) server() *http.Server {
 		IdleTimeout:       p.o.IdleTimeout,
 		MaxHeaderBytes:    p.o.MaxHeaderBytes,
 		Protocols:         &protocols,
-		ErrorLog:          zap.NewStdLog(p.o.Logger.Named("http")),
+		// net/http answers "OPTIONS *" itself unless told not to, without the handler
+		// and without closing the connection; every request must reach the handler (a
+		// decision, a log line, and the close the raw scanner relies on after an
+		// upgrade request that does not switch).
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     zap.NewStdLog(p.o.Logger.Named("http")),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if sc, ok := c.(*conn); ok {
 				return context.WithValue(ctx, connKey{}, sc)
