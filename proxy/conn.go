@@ -35,6 +35,9 @@ type conn struct {
 	err error
 	// rejected is the header-block rejection the synthetic request stands for.
 	rejected atomic.Pointer[rejection]
+	// bodyRejected is the framing rejection met inside a body, for the handler to
+	// answer with (net/http may report it only as a canceled request).
+	bodyRejected atomic.Pointer[rejection]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -94,6 +97,7 @@ func (c *conn) Read(p []byte) (int, error) {
 // net/http abort the request and close the connection.
 func (c *conn) reject(rej *rejection) {
 	if c.sc.state != stHead {
+		c.bodyRejected.Store(rej)
 		c.err = rej
 		return
 	}

@@ -81,7 +81,13 @@ func TestHardeningRawBytes(t *testing.T) {
 			[]int{200}, "", []string{"/public/x"}},
 		{"15 trailer obs-fold", "POST /public/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n" +
 			"2\r\nhi\r\n0\r\nX-T: a\r\n b\r\n\r\n",
-			nil, "", nil},
+			[]int{400}, "framing.obs_fold", nil},
+		// Framing refused while the body streams to the upstream is the client's
+		// error (400 with the scanner's reason), not an upstream failure (502).
+		{"1 chunk lines ending in bare LF", "POST /public/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\nhi\n0\n\n",
+			[]int{400}, "framing.chunked", nil},
+		{"1 chunk size with trailing space", "POST /public/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nhi\r\n0\r\n\r\n",
+			[]int{400}, "framing.chunked", nil},
 	}
 	seenBefore := 0
 	for _, tt := range tests {

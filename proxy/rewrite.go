@@ -188,12 +188,33 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	return nil
 }
 
-// proxyError answers when the upstream could not be reached or did not answer in time.
+// bodyRejection returns the framing rejection the raw scanner met in r's body, if
+// that is why streaming it failed: from the error itself, or from the connection when
+// net/http reported the failed read only as a canceled request (a refused trailer).
+func bodyRejection(r *http.Request, err error) *rejection {
+	var rej *rejection
+	if errors.As(err, &rej) {
+		return rej
+	}
+	if c := connFrom(r.Context()); c != nil {
+		return c.bodyRejected.Load()
+	}
+	return nil
+}
+
+// proxyError answers when the upstream could not be reached or did not answer in time,
+// or when streaming the request to it failed on the client's side (a body over the
+// limit, framing the raw scanner refused).
 func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	status, reason, msg := http.StatusBadGateway, "upstream.unavailable", "upstream unavailable"
 	var tooLarge *http.MaxBytesError
+	framing := bodyRejection(r, err)
 	var ne net.Error
 	switch {
+	case framing != nil:
+		// The raw scanner refused the client's body framing while it streamed to the
+		// upstream: the client's fault, not the upstream's.
+		status, reason, msg = framing.status, framing.reason, framing.message
 	case errors.As(err, &tooLarge):
 		status, reason, msg = refBodyTooLarge.status, refBodyTooLarge.reason, refBodyTooLarge.message
 	case errors.Is(err, context.Canceled):
@@ -201,7 +222,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		status, reason, msg = http.StatusGatewayTimeout, "upstream.timeout", "upstream timed out"
 	}
-	if reason != "request.canceled" {
+	if reason != "request.canceled" && framing == nil {
 		if ce := p.o.Logger.Check(zap.WarnLevel, "upstream request failed"); ce != nil {
 			ce.Write(zap.String("reason", reason), zap.String("upstream", p.upstream), zap.Error(err))
 		}
