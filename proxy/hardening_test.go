@@ -61,6 +61,8 @@ func TestHardeningRawBytes(t *testing.T) {
 		{"9 NUL", get("/admin%00.png"), []int{400}, "path.invalid", nil},
 		{"9 encoded slash", get("/public%2f..%2fadmin"), []int{400}, "path.invalid", nil},
 		{"9 encoded backslash", get("/public/..%5cadmin"), []int{400}, "path.invalid", nil},
+		{"9 encoded slash beside a byte url.URL re-encodes", get("/public/a%2Fb|"), []int{400}, "path.invalid", nil},
+		{"9 encoded dot-dot beside a brace", get("/public/%2e%2e/admin{"), []int{403}, "admin.blocked", nil},
 		{"9 normalized forward", get("/public/%7euser/./x/../y"), []int{200}, "", []string{"/public/~user/y"}},
 		{"10 absolute-form disagrees with Host", "GET http://evil.example/public/x HTTP/1.1\r\nHost: app.example\r\n\r\n",
 			[]int{400}, "framing.host", nil},

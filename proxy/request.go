@@ -57,7 +57,13 @@ func (p *Proxy) refuse(r *http.Request, x *exchange) *rejection {
 	if p.o.MaxBodyBytes > 0 && r.ContentLength > p.o.MaxBodyBytes {
 		return refBodyTooLarge
 	}
-	raw := r.URL.EscapedPath()
+	// The path as received: EscapedPath re-encodes the decoded path (turning %2F into
+	// a real /) whenever the target holds a byte url.URL does not keep verbatim, such
+	// as | or {; RawPath is set exactly when the received form differs from that.
+	raw := r.URL.RawPath
+	if raw == "" {
+		raw = r.URL.EscapedPath()
+	}
 	dec, enc, err := engine.CleanPath(raw)
 	if err != nil {
 		return refPath
