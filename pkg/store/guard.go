@@ -56,7 +56,8 @@ type GuardOptions struct {
 	// failure policy; then one call probes the store again. 0 means DefaultCooldown.
 	// A dead store thus costs one store timeout per Cooldown, not one per request.
 	Cooldown time.Duration
-	// Clock returns the current time; nil means time.Now.
+	// Clock returns the current time; nil means time.Now. The breaker only subtracts
+	// its readings, so with time.Now a wall-clock step does not change a cooldown.
 	Clock func() time.Time
 	// OnError is called for each failed store call (op is "take", "once", "incr",
 	// "count", "ban" or "banned").
@@ -74,7 +75,8 @@ type Guard struct {
 	primary   Store
 	local     *Memory
 	o         GuardOptions
-	openUntil atomic.Int64 // unix nanoseconds until which the store is skipped; 0: closed
+	base      time.Time    // the Clock's reading at NewGuard; the breaker's times are offsets from it
+	openUntil atomic.Int64 // nanoseconds after base until which the store is skipped; 0: closed
 	probing   atomic.Bool  // one call is probing a half-open breaker
 }
 
@@ -94,7 +96,7 @@ func NewGuard(primary Store, local *Memory, o GuardOptions) *Guard {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	return &Guard{primary: primary, local: local, o: o}
+	return &Guard{primary: primary, local: local, o: o, base: o.Clock()}
 }
 
 // Available reports whether the breaker is closed (the store is believed healthy).
@@ -234,6 +236,12 @@ func (g *Guard) fallback(op string) {
 	}
 }
 
+// elapsed is the time since NewGuard in nanoseconds. It is a difference of two Clock
+// readings (Time.Sub), so with time.Now it is measured on the monotonic clock: a step
+// of the wall clock (NTP) neither stretches nor cuts a cooldown, as a deadline kept in
+// Unix time would.
+func (g *Guard) elapsed() int64 { return int64(g.o.Clock().Sub(g.base)) }
+
 // try reports whether this call may use the store: always while the breaker is
 // closed, never while it is open, and for exactly one caller once the cooldown passed.
 func (g *Guard) try() bool {
@@ -241,7 +249,7 @@ func (g *Guard) try() bool {
 	if until == 0 {
 		return true
 	}
-	if g.o.Clock().UnixNano() < until {
+	if g.elapsed() < until {
 		return false
 	}
 	return g.probing.CompareAndSwap(false, true)
@@ -270,7 +278,7 @@ func (g *Guard) failed(ctx context.Context, op string, err error) bool {
 	if g.o.OnError != nil {
 		g.o.OnError(op, err)
 	}
-	was := g.openUntil.Swap(g.o.Clock().Add(g.o.Cooldown).UnixNano())
+	was := g.openUntil.Swap(max(g.elapsed()+int64(g.o.Cooldown), 1))
 	g.probing.Store(false)
 	if was == 0 && g.o.OnState != nil {
 		g.o.OnState(false)
