@@ -54,11 +54,11 @@ type limitKey struct {
 // before anything else runs; only a chain's first batch, started after a call sent on
 // its own returns, waits for its new runner to be scheduled.
 type coalescer struct {
-	client  valkey.Client
+	calls   *calls
 	timeout time.Duration // bounds every decision: Options.Timeout
 	seed    maphash.Seed
 	shards  [coalescerShards]coalescerShard
-	calls   atomic.Int64 // script calls made, for tests
+	made    atomic.Int64 // script calls made, for tests
 	// latency is a moving average of script call durations, in nanoseconds. While it
 	// is above half the timeout, decisions do not queue behind a call in flight: a
 	// batch waits for that call and then makes its own, two round trips that would
@@ -73,6 +73,11 @@ func (c *coalescer) observe(d time.Duration) {
 	old := c.latency.Load()
 	c.latency.Store(old + (int64(d)-old)/8)
 }
+
+// slow records a call cut short by its deadline, or refused with too many calls
+// outstanding: its duration would understate the latency, so the average becomes the
+// whole timeout, which stops queueing at once until calls are fast again.
+func (c *coalescer) slow() { c.latency.Store(max(c.latency.Load(), int64(c.timeout))) }
 
 // queueing reports whether decisions may wait behind a call in flight.
 func (c *coalescer) queueing() bool { return c.latency.Load() <= int64(c.timeout/2) }
@@ -95,21 +100,25 @@ type keyCalls struct {
 // for the key returned) it is its key's pending batch and accepts members; then the
 // runner makes its call, stores res or err and closes done.
 type batch struct {
-	costs    *[]uint64 // one per member, in arrival order (pooled)
-	deadline time.Time // the first member's start + timeout: bounds the batch's call
-	n        int       // members joined
-	waiting  int       // members that have not given up
-	turn     bool      // its call may start; no member joins any more
-	done     chan struct{}
-	res      [][4]int64 // one per member, valid after done
-	err      error
+	costs *[]uint64 // one per member, in arrival order (pooled)
+	// ctx ends at the first member's start + timeout: no member waits longer. The
+	// call itself is not bounded by it (see calls); the runner cancels it after the
+	// call, which stops its timer.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	n       int  // members joined
+	waiting int  // members that have not given up
+	turn    bool // its call may start; no member joins any more
+	done    chan struct{}
+	res     [][4]int64 // one per member, valid after done
+	err     error
 }
 
 // costsPool recycles batches' cost slices.
 var costsPool = sync.Pool{New: func() any { s := make([]uint64, 0, 16); return &s }}
 
-func newCoalescer(client valkey.Client, timeout time.Duration) *coalescer {
-	c := &coalescer{client: client, timeout: timeout, seed: maphash.MakeSeed()}
+func newCoalescer(calls *calls, timeout time.Duration) *coalescer {
+	c := &coalescer{calls: calls, timeout: timeout, seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		c.shards[i].inflight = make(map[limitKey]keyCalls)
 	}
@@ -117,9 +126,11 @@ func newCoalescer(client valkey.Client, timeout time.Duration) *coalescer {
 }
 
 // send makes one gcraScript call for lk deciding costs in order, and writes each
-// cost's result to res (len(costs) long).
+// cost's result to res (len(costs) long). With ctx, the call is made by calls.do and
+// send returns when ctx is done at the latest; with a nil ctx (a runner), send waits
+// until valkey-go is done with the call.
 func (c *coalescer) send(ctx context.Context, lk limitKey, costs []uint64, res [][4]int64) error {
-	c.calls.Add(1)
+	c.made.Add(1)
 	// ARGV: interval, burst, then the costs as runs of (cost, count): a hot key's batch
 	// of equal costs is two arguments, however many decisions it carries.
 	var buf [8]string
@@ -132,15 +143,22 @@ func (c *coalescer) send(ctx context.Context, lk limitKey, costs []uint64, res [
 		args = append(args, strconv.FormatUint(costs[i], 10), strconv.Itoa(j-i))
 		i = j
 	}
+	exec := func(ctx context.Context, cl valkey.Client) valkey.ValkeyResult {
+		return gcraScript.Exec(ctx, cl, []string{lk.key}, args)
+	}
 	start := time.Now()
-	v, err := gcraScript.Exec(ctx, c.client, []string{lk.key}, args).ToArray()
+	var r valkey.ValkeyResult
+	if ctx == nil {
+		r = c.calls.inline(exec)
+	} else {
+		r = c.calls.do(ctx, exec)
+	}
+	v, err := r.ToArray()
 	switch {
 	case err == nil:
 		c.observe(time.Since(start))
-	case errors.Is(err, context.DeadlineExceeded):
-		// The call was cut short, so its duration understates the latency: count the
-		// whole timeout, which stops queueing at once until calls are fast again.
-		c.latency.Store(max(c.latency.Load(), int64(c.timeout)))
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errSaturated):
+		c.slow()
 	}
 	if err != nil {
 		return err
@@ -170,11 +188,11 @@ func (c *coalescer) shard(key string) *coalescerShard {
 // coalescer's timeout of being called and at most until ctx is done; an error is the
 // call's or ctx's.
 //
-// Only a decision sent on its own pays for a timer (context.WithTimeout). A batch's
-// call is bounded by the batch's deadline, its first member's start plus the timeout:
-// every member joined later and the batch's turn came when the call before it, bounded
-// by an earlier deadline, returned, so no member waits longer than the timeout, and a
-// hot key costs one timer per batch instead of one per decision.
+// A decision sent on its own waits under its own deadline (context.WithDeadline). A
+// batch's members wait under the batch's, its first member's start plus the timeout:
+// every member joined later, so none waits longer than the timeout, and a hot key
+// costs one timer per batch instead of one per decision. A member that leaves at the
+// deadline leaves its batch (see abandon); the call goes on without it.
 func (c *coalescer) take(ctx context.Context, lk limitKey, cost uint64) ([4]int64, error) {
 	if !c.queueing() {
 		return c.single(ctx, lk, cost, time.Now().Add(c.timeout))
@@ -211,6 +229,14 @@ func (c *coalescer) take(ctx context.Context, lk limitKey, cost uint64) ([4]int6
 	sh.mu.Unlock()
 	select {
 	case <-b.done:
+	case <-b.ctx.Done():
+		select {
+		case <-b.done: // answered as the deadline passed: the answer stands
+		default:
+			c.abandon(sh, b, i)
+			c.slow()
+			return [4]int64{}, context.DeadlineExceeded
+		}
 	case <-ctx.Done():
 		c.abandon(sh, b, i)
 		return [4]int64{}, ctx.Err()
@@ -223,7 +249,8 @@ func (c *coalescer) take(ctx context.Context, lk limitKey, cost uint64) ([4]int6
 
 func newBatch(deadline time.Time) *batch {
 	costs := costsPool.Get().(*[]uint64)
-	return &batch{costs: costs, deadline: deadline, done: make(chan struct{})}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	return &batch{costs: costs, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 }
 
 // single makes a call for one decision under the caller's ctx and deadline (its
@@ -239,22 +266,22 @@ func (c *coalescer) single(ctx context.Context, lk limitKey, cost uint64, deadli
 }
 
 // run is lk's runner: it makes b's call, releases b's members, and goes on with the
-// key's next pending batch while there is one. Each call runs under a context of its
-// own bounded by its batch's deadline, detached from every member, so one caller
-// giving up does not fail the rest; the goroutine ends when nothing is pending, so it
-// lives at most as long as the key stays busy, each round bounded by the timeout.
+// key's next pending batch while there is one. Each call is detached from every
+// member, so one caller giving up does not fail the rest, and the runner waits until
+// valkey-go is done with it (calls.inline): members wait under their batch's deadline
+// instead. The goroutine ends when nothing is pending, or with the store (Close ends
+// every outstanding call).
 func (c *coalescer) run(sh *coalescerShard, lk limitKey, b *batch) {
 	for b != nil {
-		ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
 		res := make([][4]int64, b.n)
-		err := c.send(ctx, lk, *b.costs, res)
-		cancel()
+		err := c.send(nil, lk, *b.costs, res)
 		releaseCosts(b)
 		b.res, b.err = res, err
 		// The key's state is updated before the members are woken, so a caller that
 		// returns sees it with this call no longer in flight.
 		next := c.returned(sh, lk)
 		close(b.done)
+		b.cancel()
 		b = next
 	}
 }
@@ -279,6 +306,7 @@ func (c *coalescer) returned(sh *coalescerShard, lk limitKey) *batch {
 		sh.mu.Unlock()
 		if next != nil {
 			releaseCosts(next)
+			next.cancel()
 		}
 		return nil
 	}

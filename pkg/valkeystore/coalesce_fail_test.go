@@ -101,7 +101,7 @@ func TestBatchCap(t *testing.T) {
 	wantCalls := int64(maxInflight + extra - maxBatch) // the first ones, and one per Take over the cap
 	waitFor(t, "a full batch", func() bool {
 		_, n := coalescerState(s, key, lim)
-		return n == maxBatch && s.rl.calls.Load() == wantCalls
+		return n == maxBatch && s.rl.made.Load() == wantCalls
 	})
 	unpause()
 	for i, ch := range outs {
@@ -109,7 +109,7 @@ func TestBatchCap(t *testing.T) {
 			t.Fatalf("take %d: %+v", i, o)
 		}
 	}
-	if calls := s.rl.calls.Load(); calls != wantCalls+1 {
+	if calls := s.rl.made.Load(); calls != wantCalls+1 {
 		t.Fatalf("%d script calls, want %d", calls, wantCalls+1)
 	}
 	res, err := s.Take(context.Background(), key, 0, lim)

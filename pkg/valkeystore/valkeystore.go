@@ -24,11 +24,11 @@
 // admitted; it only saves round trips and server work on hot keys. A contended Take
 // waits for at most the call in flight plus its own batch's call.
 //
-// A batch call runs under its own context, detached from every caller, so one caller
-// giving up does not fail the others, and a failed call fails every decision in it
-// (the Guard then applies each caller's policy). Its deadline is its first member's
-// start plus Options.Timeout; later members joined later, so no decision waits longer
-// than Timeout, and a hot key pays one timer per batch rather than one per decision.
+// A batch call is detached from every caller, so one caller giving up does not fail
+// the others, and a failed call fails every decision in it (the Guard then applies
+// each caller's policy). Its members wait until its first member's start plus
+// Options.Timeout; later members joined later, so no decision waits longer than
+// Timeout, and a hot key pays one timer per batch rather than one per decision.
 // While the store is slow (a moving average of call times above Timeout/2, where a
 // queued decision's two round trips would not fit), decisions do not queue: each sends
 // its own call until calls are fast again. A caller whose own context ends first
@@ -41,7 +41,13 @@
 // hash tag: all keys of one limit live in one slot.
 //
 // Every call is bounded by Options.Timeout (default 50ms) on top of the caller's
-// context; pkg/store.Guard adds the failure policy and circuit breaker.
+// context; pkg/store.Guard adds the failure policy and circuit breaker. A caller that
+// times out leaves its command with valkey-go, which keeps it until the server answers
+// or the connection fails, and valkey-go makes a command wait for a free slot of its
+// connection's ring whatever its context says. So commands are counted until
+// valkey-go is done with them (see calls), and beyond Options.MaxOutstanding (512) a
+// call fails at once: a server that stops answering costs each decision its timeout at
+// most, never an unbounded wait for a slot.
 package valkeystore
 
 import (
@@ -98,6 +104,10 @@ type Options struct {
 	KeyPrefix string
 	// Timeout bounds each call; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// MaxOutstanding caps the commands handed to the client that the server has not
+	// answered yet, counting those whose callers gave up; a call beyond it fails at
+	// once. 0 means DefaultMaxOutstanding.
+	MaxOutstanding int
 	// DialTimeout bounds connecting; 0 means DefaultDialTimeout.
 	DialTimeout time.Duration
 	// BanCacheTTL enables client-side caching of ban lookups for this long (the server
@@ -111,6 +121,7 @@ type Options struct {
 // Store is a store.Store on Valkey or Redis. It is safe for concurrent use.
 type Store struct {
 	c        valkey.Client
+	calls    *calls
 	prefix   string
 	timeout  time.Duration
 	banCache time.Duration
@@ -145,7 +156,8 @@ func New(o Options) (*Store, error) {
 	if s.clock == nil {
 		s.clock = time.Now
 	}
-	s.rl = newCoalescer(s.c, s.timeout)
+	s.calls = newCalls(c, o.MaxOutstanding)
+	s.rl = newCoalescer(s.calls, s.timeout)
 	return s, nil
 }
 
@@ -206,8 +218,11 @@ func clientOption(o Options) (valkey.ClientOption, error) {
 	return opt, nil
 }
 
-// Close closes the connections.
-func (s *Store) Close() { s.c.Close() }
+// Close ends the calls still outstanding and closes the connections.
+func (s *Store) Close() {
+	s.calls.close()
+	s.c.Close()
+}
 
 // key builds PREFIX kind ":{" scope "}" rest. It copies key: the caller's buffer is
 // not retained.
@@ -252,7 +267,7 @@ func (s *Store) Once(ctx context.Context, key string, ttl time.Duration) (bool, 
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	cmd := s.c.B().Set().Key(s.key("once", key)).Value("1").Nx().PxMilliseconds(millis(ttl)).Build()
-	err := s.c.Do(ctx, cmd).Error()
+	err := s.calls.do(ctx, func(ctx context.Context, c valkey.Client) valkey.ValkeyResult { return c.Do(ctx, cmd) }).Error()
 	switch {
 	case err == nil:
 		return true, nil
@@ -266,7 +281,10 @@ func (s *Store) Once(ctx context.Context, key string, ttl time.Duration) (bool, 
 func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	n, err := incrScript.Exec(ctx, s.c, []string{s.key("cnt", key)}, []string{strconv.FormatInt(millis(ttl), 10)}).AsInt64()
+	keys, args := []string{s.key("cnt", key)}, []string{strconv.FormatInt(millis(ttl), 10)}
+	n, err := s.calls.do(ctx, func(ctx context.Context, c valkey.Client) valkey.ValkeyResult {
+		return incrScript.Exec(ctx, c, keys, args)
+	}).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("valkey incr: %w", err)
 	}
@@ -277,7 +295,8 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 func (s *Store) Count(ctx context.Context, key string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	n, err := s.c.Do(ctx, s.c.B().Get().Key(s.key("cnt", key)).Build()).AsInt64()
+	cmd := s.c.B().Get().Key(s.key("cnt", key)).Build()
+	n, err := s.calls.do(ctx, func(ctx context.Context, c valkey.Client) valkey.ValkeyResult { return c.Do(ctx, cmd) }).AsInt64()
 	switch {
 	case err == nil:
 		return n, nil
@@ -293,13 +312,14 @@ func (s *Store) Ban(ctx context.Context, key string, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	k := s.key("ban", key)
-	var err error
+	var cmd valkey.Completed
 	if ttl <= 0 {
-		err = s.c.Do(ctx, s.c.B().Del().Key(k).Build()).Error()
+		cmd = s.c.B().Del().Key(k).Build()
 	} else {
 		until := strconv.FormatInt(s.clock().Add(ttl).UnixMilli(), 10)
-		err = s.c.Do(ctx, s.c.B().Set().Key(k).Value(until).PxMilliseconds(millis(ttl)).Build()).Error()
+		cmd = s.c.B().Set().Key(k).Value(until).PxMilliseconds(millis(ttl)).Build()
 	}
+	err := s.calls.do(ctx, func(ctx context.Context, c valkey.Client) valkey.ValkeyResult { return c.Do(ctx, cmd) }).Error()
 	if err != nil {
 		return fmt.Errorf("valkey ban: %w", err)
 	}
@@ -311,12 +331,12 @@ func (s *Store) Banned(ctx context.Context, key string) (bool, time.Duration, er
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	k := s.key("ban", key)
-	var res valkey.ValkeyResult
-	if s.banCache > 0 {
-		res = s.c.DoCache(ctx, s.c.B().Get().Key(k).Cache(), s.banCache)
-	} else {
-		res = s.c.Do(ctx, s.c.B().Get().Key(k).Build())
-	}
+	res := s.calls.do(ctx, func(ctx context.Context, c valkey.Client) valkey.ValkeyResult {
+		if s.banCache > 0 {
+			return c.DoCache(ctx, c.B().Get().Key(k).Cache(), s.banCache)
+		}
+		return c.Do(ctx, c.B().Get().Key(k).Build())
+	})
 	until, err := res.AsInt64()
 	switch {
 	case valkey.IsValkeyNil(err):
