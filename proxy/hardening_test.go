@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/pkg/engine"
 )
 
 // Each PROXY.md item as raw bytes on a TCP connection: what the client got and what
@@ -217,6 +219,68 @@ func TestExpectContinue(t *testing.T) {
 	wantStatuses(t, rs, 200)
 	if got := h.up.only(t).Body; got != "hello" {
 		t.Errorf("upstream body %q", got)
+	}
+}
+
+// On a route whose stages read the body, reading it is what sends the 100 Continue, so
+// what the head settles is decided first: a request without credentials is denied
+// without a 100 and without uploading its body; one with a credential gets the 100 and
+// the full decision on its body (found by a second reader's review).
+func TestExpectContinueOnBodyRoute(t *testing.T) {
+	routes := []*engine.Route{{Name: "upload", Match: engine.Match{PathPrefix: "/upload/"}, Pipeline: &engine.Pipeline{
+		Name: "upload", BodyLimit: 16,
+		Authenticate: []engine.Stage{{Name: "apikey", Phase: engine.PhaseAuthenticate, Auth: apiKeyAuth}},
+		Inspect:      []engine.Stage{{Name: "waf", Phase: engine.PhaseInspect, Filter: bodyFilter}}}}}
+	tbl, err := engine.NewRouteTable(routes, engine.TableOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startProxy(t, func(o *Options) { o.Engine = engine.New(tbl) })
+	expect := func(t *testing.T, key, body string) (first int, rs []rawResponse) {
+		t.Helper()
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		head := "POST /upload/x HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(len(body)) +
+			"\r\nExpect: 100-continue\r\nConnection: close\r\n"
+		if key != "" {
+			head += "X-Api-Key: " + key + "\r\n"
+		}
+		if _, err := io.WriteString(c, head+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusContinue {
+			return res.StatusCode, nil
+		}
+		if _, err := io.WriteString(c, body); err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, readResponses(t, br)
+	}
+	if first, _ := expect(t, "", "hello"); first != http.StatusUnauthorized {
+		t.Fatalf("no credential: first response %d, want 401 without 100 Continue", first)
+	}
+	if first, _ := expect(t, "wrong-key", "hello"); first != http.StatusContinue {
+		t.Fatalf("a credential, even a wrong one, is for the full decision: first response %d", first)
+	}
+	first, rs := expect(t, "good-key", "hello")
+	if first != http.StatusContinue {
+		t.Fatalf("good key: first response %d, want 100", first)
+	}
+	wantStatuses(t, rs, 200)
+	if got := h.up.only(t).Body; got != "hello" {
+		t.Errorf("upstream body %q", got)
+	}
+	if _, rs := expect(t, "good-key", "attack"); len(rs) != 1 || rs[0].StatusCode != http.StatusForbidden {
+		t.Errorf("good key, attack body: %v, want 403 from the body stage", statuses(rs))
 	}
 }
 

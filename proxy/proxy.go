@@ -105,6 +105,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := p.eng.Prepare(&x.req)
+	if limit > 0 && expectsContinue(r) {
+		// Reading the body sends the 100 Continue: decide what the head settles first
+		// (PROXY.md §14), so a request without credentials never uploads its body.
+		if d, ok := p.eng.DecideWithoutBody(r.Context(), &x.req); ok {
+			x.dec = d
+			p.record(x)
+			p.writeDecision(w, x)
+			return
+		}
+		// The client will have had its 100 from here: the upstream's would be a second
+		// one, and the transport would hold the body back waiting for it.
+		delete(r.Header, "Expect")
+	}
 	if p.o.MaxBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, p.o.MaxBodyBytes)
 	}

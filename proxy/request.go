@@ -75,6 +75,12 @@ func (p *Proxy) refuse(r *http.Request, x *exchange) *rejection {
 	return nil
 }
 
+// expectsContinue reports whether the client waits for a 100 Continue before sending
+// its body (net/http sends it on the first body read).
+func expectsContinue(r *http.Request) bool {
+	return r.ProtoAtLeast(1, 1) && r.ContentLength != 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
+}
+
 // checkUpgrade accepts only WebSocket upgrades (PROXY.md §7: h2c smuggles requests
 // past the proxy's view).
 func (p *Proxy) checkUpgrade(h http.Header) *rejection {

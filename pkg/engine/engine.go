@@ -159,14 +159,20 @@ func (e *Engine) Decide(ctx context.Context, r *Request) Decision {
 		}
 		e.decide(ctx, r, p, &d)
 	}
+	e.finish(ctx, r, p, &d, start)
+	return d
+}
+
+// finish completes a decision that began at start: its duration, the pipeline's
+// observers and the recorder.
+func (e *Engine) finish(ctx context.Context, r *Request, p *Pipeline, d *Decision, start time.Time) {
 	d.Elapsed = e.now().Sub(start)
 	if p != nil {
 		for _, o := range p.Observers {
-			o.Observe(ctx, r, &d)
+			o.Observe(ctx, r, d)
 		}
 	}
-	e.rec.Decided(r, &d)
-	return d
+	e.rec.Decided(r, d)
 }
 
 // decide runs the phases. It sets d.Allow only on its last line.
@@ -177,10 +183,7 @@ func (e *Engine) decide(ctx context.Context, r *Request, p *Pipeline, d *Decisio
 	}
 	if d.Identity == nil {
 		if !p.Anonymous {
-			d.deny(http.StatusUnauthorized, "auth.missing", "authenticate", "credentials required")
-			for _, c := range p.Challenges {
-				d.AddResponseHeader("Www-Authenticate", c)
-			}
+			denyMissing(p, d)
 			return
 		}
 		d.Identity = anonymous
@@ -207,6 +210,14 @@ func (e *Engine) decide(ctx context.Context, r *Request, p *Pipeline, d *Decisio
 }
 
 var anonymous = &Identity{Method: AuthAnonymous}
+
+// denyMissing denies for missing credentials, with p's challenges.
+func denyMissing(p *Pipeline, d *Decision) {
+	d.deny(http.StatusUnauthorized, "auth.missing", "authenticate", "credentials required")
+	for _, c := range p.Challenges {
+		d.AddResponseHeader("Www-Authenticate", c)
+	}
+}
 
 // runFilters runs stages in order; it returns false when the decision is a deny.
 func (e *Engine) runFilters(ctx context.Context, r *Request, stages []Stage, d *Decision) bool {
