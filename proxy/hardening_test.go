@@ -160,12 +160,7 @@ func TestUpgradeOnOptionsStarKeepsFraming(t *testing.T) {
 // ReadHeaderTimeout closes a connection that never finishes its header block.
 func TestReadHeaderTimeout(t *testing.T) {
 	h := startProxy(t, func(o *Options) { o.ReadHeaderTimeout = 50 * time.Millisecond })
-	c, err := net.Dial("tcp", h.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := h.dial(t)
 	if _, err := io.WriteString(c, "GET /public/x HTTP/1.1\r\nHost: a\r\nX-Slow: "); err != nil {
 		t.Fatal(err)
 	}
@@ -178,12 +173,7 @@ func TestReadHeaderTimeout(t *testing.T) {
 // A denied request with Expect: 100-continue never gets a 100 Continue (PROXY.md §14).
 func TestExpectContinue(t *testing.T) {
 	h := startProxy(t, nil)
-	c, err := net.Dial("tcp", h.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := h.dial(t)
 	br := bufio.NewReader(c)
 	if _, err := io.WriteString(c, "POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -198,12 +188,7 @@ func TestExpectContinue(t *testing.T) {
 	res.Body.Close()
 
 	// Allowed: the 100 comes when the body is forwarded.
-	c2, err := net.Dial("tcp", h.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+	c2 := h.dial(t)
 	br = bufio.NewReader(c2)
 	if _, err := io.WriteString(c2, "POST /public/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -238,12 +223,7 @@ func TestExpectContinueOnBodyRoute(t *testing.T) {
 	h := startProxy(t, func(o *Options) { o.Engine = engine.New(tbl) })
 	expect := func(t *testing.T, key, body string) (first int, rs []rawResponse) {
 		t.Helper()
-		c, err := net.Dial("tcp", h.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := h.dial(t)
 		head := "POST /upload/x HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(len(body)) +
 			"\r\nExpect: 100-continue\r\nConnection: close\r\n"
 		if key != "" {

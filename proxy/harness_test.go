@@ -207,17 +207,25 @@ type rawResponse struct {
 	body string
 }
 
-// send writes raw to a new connection and reads responses until the server closes it
-// (every test request ends with Connection: close or a rejection). A safety deadline
-// turns a hang into a failure.
-func (h *harness) send(t *testing.T, raw string) []rawResponse {
+// dial opens a connection to the proxy, closed when the test ends, with a safety
+// deadline that turns a hang into a failure.
+func (h *harness) dial(t *testing.T) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// send writes raw to a new connection and reads responses until the server closes it
+// (every test request ends with Connection: close or a rejection). A safety deadline
+// turns a hang into a failure.
+func (h *harness) send(t *testing.T, raw string) []rawResponse {
+	t.Helper()
+	c := h.dial(t)
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
