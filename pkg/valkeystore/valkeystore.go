@@ -73,6 +73,9 @@ const (
 	ModeSentinel   Mode = "sentinel"   // Addrs are sentinels; MasterSet names the primary
 )
 
+// banCacheBytes bounds the client-side ban cache of each connection.
+const banCacheBytes = 8 << 20
+
 // Defaults.
 const (
 	DefaultTimeout     = 50 * time.Millisecond
@@ -189,6 +192,10 @@ func clientOption(o Options) (valkey.ClientOption, error) {
 	}
 	if o.BanCacheTTL <= 0 {
 		opt.DisableCache = true
+	} else {
+		// Only ban lookups are cached (a key and an expiry each, misses included):
+		// valkey-go's default of 128 MiB per connection is far more than they need.
+		opt.CacheSizeEachConn = banCacheBytes
 	}
 	switch o.Mode {
 	case "", ModeStandalone:

@@ -157,6 +157,19 @@ func TestBanCacheInvalidation(t *testing.T) {
 	}
 }
 
+// The client-side cache is on only with a ban cache TTL, and then bounded to what ban
+// lookups need rather than valkey-go's 128 MiB per connection.
+func TestClientCacheOptions(t *testing.T) {
+	off, err := clientOption(Options{Addrs: []string{"127.0.0.1:1"}})
+	if err != nil || !off.DisableCache {
+		t.Fatalf("no ban cache: DisableCache %v, %v", off.DisableCache, err)
+	}
+	on, err := clientOption(Options{Addrs: []string{"127.0.0.1:1"}, BanCacheTTL: time.Minute})
+	if err != nil || on.DisableCache || on.CacheSizeEachConn != banCacheBytes {
+		t.Fatalf("ban cache: DisableCache %v, CacheSizeEachConn %d, %v", on.DisableCache, on.CacheSizeEachConn, err)
+	}
+}
+
 func TestKeyNaming(t *testing.T) {
 	s := &Store{prefix: "p:"}
 	tests := []struct{ kind, in, want string }{
