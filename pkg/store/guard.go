@@ -124,10 +124,10 @@ func (g *Guard) take(ctx context.Context, key string, cost uint64, lim Limit, p 
 		return Result{}, ErrInvalidLimit
 	}
 	err := errOpen
-	if g.try() {
+	if use, probe := g.try(); use {
 		var res Result
 		res, err = g.primary.Take(ctx, key, cost, lim)
-		if !g.failed(ctx, "take", err) {
+		if !g.failed(ctx, "take", err, probe) {
 			return res, err
 		}
 	}
@@ -172,10 +172,10 @@ func LocalShare(lim Limit, replicas int) Limit {
 // ErrUnavailable and the caller's failure policy applies.
 func (g *Guard) Once(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	err := errOpen
-	if g.try() {
+	if use, probe := g.try(); use {
 		var first bool
 		first, err = g.primary.Once(ctx, key, ttl)
-		if !g.failed(ctx, "once", err) {
+		if !g.failed(ctx, "once", err, probe) {
 			return first, err
 		}
 	}
@@ -184,9 +184,9 @@ func (g *Guard) Once(ctx context.Context, key string, ttl time.Duration) (bool, 
 
 // Incr implements Counter, counting locally while the store fails.
 func (g *Guard) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-	if g.try() {
+	if use, probe := g.try(); use {
 		n, err := g.primary.Incr(ctx, key, ttl)
-		if !g.failed(ctx, "incr", err) {
+		if !g.failed(ctx, "incr", err, probe) {
 			return n, err
 		}
 	}
@@ -196,9 +196,9 @@ func (g *Guard) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 
 // Count implements Counter, reading the local count while the store fails.
 func (g *Guard) Count(ctx context.Context, key string) (int64, error) {
-	if g.try() {
+	if use, probe := g.try(); use {
 		n, err := g.primary.Count(ctx, key)
-		if !g.failed(ctx, "count", err) {
+		if !g.failed(ctx, "count", err, probe) {
 			return n, err
 		}
 	}
@@ -208,9 +208,9 @@ func (g *Guard) Count(ctx context.Context, key string) (int64, error) {
 
 // Ban implements BanList. While the store fails the ban is recorded locally only.
 func (g *Guard) Ban(ctx context.Context, key string, ttl time.Duration) error {
-	if g.try() {
+	if use, probe := g.try(); use {
 		err := g.primary.Ban(ctx, key, ttl)
-		if !g.failed(ctx, "ban", err) {
+		if !g.failed(ctx, "ban", err, probe) {
 			return err
 		}
 	}
@@ -220,9 +220,9 @@ func (g *Guard) Ban(ctx context.Context, key string, ttl time.Duration) error {
 
 // Banned implements BanList, consulting the local list while the store fails.
 func (g *Guard) Banned(ctx context.Context, key string) (bool, time.Duration, error) {
-	if g.try() {
+	if use, probe := g.try(); use {
 		b, ttl, err := g.primary.Banned(ctx, key)
-		if !g.failed(ctx, "banned", err) {
+		if !g.failed(ctx, "banned", err, probe) {
 			return b, ttl, err
 		}
 	}
@@ -243,27 +243,30 @@ func (g *Guard) fallback(op string) {
 func (g *Guard) elapsed() int64 { return int64(g.o.Clock().Sub(g.base)) }
 
 // try reports whether this call may use the store: always while the breaker is
-// closed, never while it is open, and for exactly one caller once the cooldown passed.
-func (g *Guard) try() bool {
+// closed, never while it is open, and for exactly one caller, the probe, once the
+// cooldown passed.
+func (g *Guard) try() (use, probe bool) {
 	until := g.openUntil.Load()
 	if until == 0 {
-		return true
+		return true, false
 	}
 	if g.elapsed() < until {
-		return false
+		return false, false
 	}
-	return g.probing.CompareAndSwap(false, true)
+	probe = g.probing.CompareAndSwap(false, true)
+	return probe, probe
 }
 
-// failed records the outcome of a store call and reports whether it was a store
-// failure. Errors caused by the caller (its context ended, an invalid limit) are not.
-func (g *Guard) failed(ctx context.Context, op string, err error) bool {
+// failed records the outcome of a store call (probe: the call try admitted after the
+// cooldown) and reports whether it was a store failure. Errors caused by the caller
+// (its context ended, an invalid limit) are not. Only the probe's outcome changes the
+// breaker's probing state: a call that was in flight when the store failed finishes
+// late, and neither its success (stale: closing on it would send every caller back to
+// a dead store) nor its caller's giving up may close the breaker or free the probe.
+func (g *Guard) failed(ctx context.Context, op string, err error, probe bool) bool {
 	switch {
 	case err == nil:
-		// Only the probe admitted after the cooldown closes an open breaker: a success
-		// from a call that was in flight when the store failed is stale, and closing on
-		// it would send every caller back to a dead store.
-		if g.openUntil.Load() != 0 && g.probing.Load() {
+		if probe {
 			g.openUntil.Store(0)
 			g.probing.Store(false)
 			if g.o.OnState != nil {
@@ -272,14 +275,18 @@ func (g *Guard) failed(ctx context.Context, op string, err error) bool {
 		}
 		return false
 	case errors.Is(err, ErrInvalidLimit), ctx.Err() != nil:
-		g.probing.Store(false)
+		if probe {
+			g.probing.Store(false)
+		}
 		return false
 	}
 	if g.o.OnError != nil {
 		g.o.OnError(op, err)
 	}
 	was := g.openUntil.Swap(max(g.elapsed()+int64(g.o.Cooldown), 1))
-	g.probing.Store(false)
+	if probe {
+		g.probing.Store(false)
+	}
 	if was == 0 && g.o.OnState != nil {
 		g.o.OnState(false)
 	}

@@ -171,3 +171,82 @@ func TestParsePolicy(t *testing.T) {
 		t.Error("unknown policy accepted")
 	}
 }
+
+// gatedStore hands each Take's answer to the test: the call sends a channel on
+// started and returns what the test sends on it (nil: the memory store's answer).
+type gatedStore struct {
+	*Memory
+	started chan chan error
+}
+
+func (s *gatedStore) Take(ctx context.Context, key string, cost uint64, lim Limit) (Result, error) {
+	answer := make(chan error)
+	s.started <- answer
+	select {
+	case err := <-answer:
+		if err != nil {
+			return Result{}, err
+		}
+		return s.Memory.Take(ctx, key, cost, lim)
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+// Calls that were in flight when the store failed finish late: neither their success
+// nor their caller giving up may close the breaker or let a second probe out while the
+// probe is out (raised by a second reader's review).
+func TestGuardIgnoresStaleCallsDuringProbe(t *testing.T) {
+	clk := newFakeClock()
+	primary := &gatedStore{Memory: NewMemory(MemoryOptions{Clock: clk.Now}), started: make(chan chan error)}
+	g := NewGuard(primary, NewMemory(MemoryOptions{Clock: clk.Now}), GuardOptions{Cooldown: time.Second, Clock: clk.Now})
+	lim := Limit{Rate: 100, Period: time.Second}
+	call := func(ctx context.Context) (done chan error, answer chan error) {
+		done = make(chan error, 1)
+		go func() { _, err := g.Take(ctx, "k", 1, lim); done <- err }()
+		select {
+		case answer = <-primary.started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the call never reached the store")
+		}
+		return done, answer
+	}
+	// Two calls in flight while the store is healthy; a third fails and opens the breaker.
+	staleOK, staleOKAnswer := call(context.Background())
+	cancelCtx, cancel := context.WithCancel(context.Background())
+	staleGone, _ := call(cancelCtx)
+	failing, failingAnswer := call(context.Background())
+	failingAnswer <- errDown
+	<-failing
+	if g.Available() {
+		t.Fatal("breaker closed after a failure")
+	}
+	// After the cooldown one call probes; it waits on the store.
+	clk.Advance(2 * time.Second)
+	probe, probeAnswer := call(context.Background())
+	// A stale call's caller gives up: the probe is still out, so no second probe.
+	cancel()
+	<-staleGone
+	if use, _ := g.try(); use {
+		t.Fatal("a second probe was let out while the first is out")
+	}
+	// A stale call succeeds: the store answered a call made before it failed.
+	staleOKAnswer <- nil
+	<-staleOK
+	if g.Available() {
+		t.Fatal("a stale success closed the breaker while the probe is out")
+	}
+	// The probe fails: the breaker stays open; after the next cooldown a new probe
+	// succeeds and closes it.
+	probeAnswer <- errDown
+	<-probe
+	if g.Available() {
+		t.Fatal("breaker closed after the probe failed")
+	}
+	clk.Advance(2 * time.Second)
+	next, nextAnswer := call(context.Background())
+	nextAnswer <- nil
+	if err := <-next; err != nil || !g.Available() {
+		t.Fatalf("probe after the cooldown: %v, available %v", err, g.Available())
+	}
+}
