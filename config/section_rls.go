@@ -113,6 +113,9 @@ func (r *RLSRateLimit) Validate(v *Validator, path string) {
 	if r.RequestsPerUnit == 0 {
 		v.Errorf(joinPath(path, "requests_per_unit"), "requests_per_unit must be positive (or set unlimited: true)")
 	}
+	if strings.EqualFold(r.Unit, "second") && r.RequestsPerUnit > 1_000_000_000 {
+		v.Errorf(joinPath(path, "requests_per_unit"), "requests_per_unit %d per second is more than one request per nanosecond", r.RequestsPerUnit)
+	}
 }
 
 // checkDescriptorLevel reports two descriptors of one level that match the same

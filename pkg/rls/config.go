@@ -152,6 +152,12 @@ func compileLimit(rl *RateLimit, shadow bool, domain string, path []string) (*co
 	}
 	l.rpu, l.unit = rl.RequestsPerUnit, u.enum
 	l.lim = store.Limit{Rate: uint64(rl.RequestsPerUnit), Period: u.period}
+	if !l.lim.Valid() {
+		// Above one request per nanosecond: the limiter cannot represent it, and every
+		// Take would fail the whole call (which Envoy's default failure mode admits).
+		return nil, fmt.Errorf("rls: domain %s: limit %s: %d per %s is more than one request per nanosecond",
+			domain, name, rl.RequestsPerUnit, strings.ToLower(rl.Unit))
+	}
 	l.policyHdr = fmt.Sprintf("%q;q=%d;w=%d", headerName(name), rl.RequestsPerUnit, int64(u.period/time.Second))
 	return l, nil
 }

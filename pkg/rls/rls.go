@@ -139,6 +139,9 @@ func (s *Server) answer(ctx context.Context, r *request, a *answer) error {
 	if r.domain == "" {
 		return status.Error(codes.InvalidArgument, "rate limit domain must not be empty")
 	}
+	if r.overflow {
+		return status.Errorf(codes.InvalidArgument, "a rate limit request may carry at most %d descriptors and %d entries", maxDescriptors, maxEntries)
+	}
 	if len(r.descs) == 0 {
 		return status.Error(codes.InvalidArgument, "rate limit descriptor list must not be empty")
 	}
@@ -180,6 +183,10 @@ func (s *Server) decide(ctx context.Context, r *request, d *descriptor, tree map
 	switch {
 	case errors.Is(err, store.ErrUnavailable):
 		over, res = true, store.Result{Limit: l.lim, RetryAfter: res.RetryAfter}
+	case errors.Is(err, store.ErrInvalidLimit):
+		// compileLimit refuses such limits; were one to get here, it limits nothing,
+		// like an unusable override, rather than failing every descriptor of the call.
+		return nil
 	case err != nil:
 		return fmt.Errorf("rate limit store: %w", err)
 	default:

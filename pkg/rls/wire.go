@@ -45,7 +45,20 @@ type request struct {
 	hits    uint32
 	descs   []descriptor
 	entries []entry // every descriptor's entries, in order
+	// overflow: the request has more than maxDescriptors descriptors or maxEntries
+	// entries; only that many were kept, and the call is refused.
+	overflow bool
 }
+
+// maxDescriptors and maxEntries bound what one call may ask: far above what Envoy's
+// rate limit actions produce for a request (a descriptor per action list, an entry
+// per action), and small enough that a request of empty descriptors cannot make a
+// call allocate more than its own size (without them, 2,000,000 two-byte descriptors
+// in a 4 MB request made one call allocate 918 MB).
+const (
+	maxDescriptors = 128
+	maxEntries     = 1024
+)
 
 // descriptor is one RateLimitDescriptor; its entries are request.entries[first:end].
 type descriptor struct {
@@ -61,7 +74,7 @@ type descriptor struct {
 type entry struct{ key, value string }
 
 func (r *request) reset() {
-	r.domain, r.hits = "", 0
+	r.domain, r.hits, r.overflow = "", 0, false
 	r.descs = r.descs[:0]
 	clear(r.entries) // drop the strings, so a pooled request keeps no call's bytes alive
 	r.entries = r.entries[:0]
@@ -72,6 +85,10 @@ func (r *request) fromProto(m *rlsv3.RateLimitRequest) {
 	r.reset()
 	r.domain, r.hits = m.GetDomain(), m.GetHitsAddend()
 	for _, d := range m.GetDescriptors() {
+		if len(r.descs) == maxDescriptors || len(r.entries)+len(d.GetEntries()) > maxEntries {
+			r.overflow = true
+			return
+		}
 		v := descriptor{first: len(r.entries), negative: d.GetIsNegativeHits()}
 		for _, e := range d.GetEntries() {
 			r.entries = append(r.entries, entry{key: e.GetKey(), value: e.GetValue()})
@@ -91,7 +108,9 @@ func (r *request) fromProto(m *rlsv3.RateLimitRequest) {
 // bytes as a string, and every string of r is a slice of it. It reads what
 // protobuf-go's proto.Unmarshal would (last value wins for scalars, repeated embedded
 // messages merge, unknown fields and fields of an unexpected wire type are skipped,
-// strings must be UTF-8) and refuses what it would refuse (FuzzDecodeRequest).
+// strings must be UTF-8) and refuses what it would refuse (FuzzDecodeRequest). Past
+// maxDescriptors or maxEntries it keeps checking the bytes but keeps nothing more, and
+// sets r.overflow.
 func decodeRequest(r *request, b []byte, s string) error {
 	r.reset()
 	w := wire{b: b, s: s}
@@ -125,8 +144,12 @@ type field struct {
 
 func (f field) is(num protowire.Number, typ protowire.Type) bool { return f.num == num && f.typ == typ }
 
-// descriptor appends the RateLimitDescriptor in f to r.
+// descriptor appends the RateLimitDescriptor in f to r (only checks it, once r is
+// full).
 func (w wire) descriptor(r *request, f field) error {
+	if len(r.descs) == maxDescriptors {
+		r.overflow = true
+	}
 	d := descriptor{first: len(r.entries)}
 	err := w.walk(f.start, f.end, func(f field) error {
 		switch {
@@ -141,7 +164,12 @@ func (w wire) descriptor(r *request, f field) error {
 				}
 				return nil
 			})
-			r.entries = append(r.entries, e)
+			if len(r.entries) == maxEntries {
+				r.overflow = true
+			}
+			if !r.overflow {
+				r.entries = append(r.entries, e)
+			}
 			return err
 		case f.is(fDescLimit, protowire.BytesType):
 			d.hasOverride = true
@@ -168,7 +196,9 @@ func (w wire) descriptor(r *request, f field) error {
 		return nil
 	})
 	d.end = len(r.entries)
-	r.descs = append(r.descs, d)
+	if !r.overflow {
+		r.descs = append(r.descs, d)
+	}
 	return err
 }
 
