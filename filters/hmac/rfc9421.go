@@ -91,17 +91,29 @@ func (a *Authenticator) authenticateRFC9421(ctx context.Context, r *engine.Reque
 	if id == nil {
 		return nil, a.deny(rUnknownKey)
 	}
+	// Every signature of the request that verified is recorded, so it cannot be
+	// replayed with only one of them (one first seen makes it a replay).
 	now := a.now()
-	if err := a.remember(ctx, a.replayKey(res.Signature), a.signatureTTL(res.Signature, now)); err != nil {
+	if err := a.remember(ctx, a.replayKey(&res), a.signatureTTL(res.Signature, now)); err != nil {
 		return nil, err
+	}
+	for i := range res.Others {
+		o := &res.Others[i]
+		if err := a.remember(ctx, a.replayKey(o), a.signatureTTL(o.Signature, now)); err != nil {
+			return nil, err
+		}
 	}
 	return id, nil
 }
 
-// replayKey identifies a signature for replay detection: keyid and nonce when there
-// is a nonce (a nonce is single-use whatever it signs), else keyid, created and the
-// signature bytes. It is hashed to a fixed length to bound the store's memory.
-func (a *Authenticator) replayKey(s *httpsig.Signature) string {
+// replayKey identifies a verified signature for replay detection: keyid and nonce
+// when there is a nonce (a nonce is single-use whatever it signs), else keyid, created
+// and the hash of what was signed (the signature base), not the signature's bytes: an
+// ECDSA signature has a second valid value (s and n-s) over the same base, which would
+// otherwise pass for a new request. It is hashed to a fixed length to bound the
+// store's memory.
+func (a *Authenticator) replayKey(res *httpsig.Result) string {
+	s := res.Signature
 	h := sha256.New()
 	h.Write([]byte(s.KeyID))
 	if s.Nonce != "" {
@@ -111,7 +123,7 @@ func (a *Authenticator) replayKey(s *httpsig.Signature) string {
 		var ts [9]byte
 		binary.BigEndian.PutUint64(ts[1:], uint64(s.Created.Unix()))
 		h.Write(ts[:])
-		h.Write(s.Value)
+		h.Write(res.Base[:])
 	}
 	var sum [sha256.Size]byte
 	return a.name + ":sig:" + base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))

@@ -125,7 +125,7 @@ func (a *Authenticator) authenticateWebhook(ctx context.Context, r *engine.Reque
 			return nil, a.deny(rExpired)
 		}
 	}
-	k, sig := a.matchWebhook(&hr, r.Body)
+	k, signed := a.matchWebhook(&hr, r.Body)
 	if k == nil {
 		return nil, a.deny(rBadSignature)
 	}
@@ -138,7 +138,9 @@ func (a *Authenticator) authenticateWebhook(ctx context.Context, r *engine.Reque
 	default:
 		return k.identity, nil // GitHub without a replay window
 	}
-	key := a.name + ":" + string(a.scheme) + ":" + strconv.FormatInt(hr.ts, 10) + ":" + hex.EncodeToString(sig)
+	// The delivery, not the matching MAC, is what may arrive once: during a secret
+	// rotation a delivery carries one MAC per secret, and any one of them verifies.
+	key := a.name + ":" + string(a.scheme) + ":" + strconv.FormatInt(hr.ts, 10) + ":" + hex.EncodeToString(signed[:])
 	if err := a.remember(ctx, key, ttl); err != nil {
 		return nil, err
 	}
@@ -146,8 +148,9 @@ func (a *Authenticator) authenticateWebhook(ctx context.Context, r *engine.Reque
 }
 
 // matchWebhook returns the key whose MAC equals one of the candidates, comparing in
-// constant time, and the matching signature.
-func (a *Authenticator) matchWebhook(hr *hookRequest, body []byte) (*hookKey, []byte) {
+// constant time, and the SHA-256 of the signed data (prefix and body), which
+// identifies the delivery for replay detection whichever secret signed it.
+func (a *Authenticator) matchWebhook(hr *hookRequest, body []byte) (*hookKey, [sha256.Size]byte) {
 	var sum [sha256.Size]byte
 	prefix := make([]byte, 0, 128)
 	for _, p := range hr.prefix {
@@ -162,11 +165,16 @@ func (a *Authenticator) matchWebhook(hr *hookRequest, body []byte) (*hookKey, []
 		k.macs.Put(h)
 		for j := 0; j < hr.n; j++ {
 			if hmac.Equal(mac, hr.sigs[j][:]) {
-				return k, hr.sigs[j][:]
+				d := sha256.New()
+				d.Write(prefix)
+				d.Write(body)
+				var signed [sha256.Size]byte
+				d.Sum(signed[:0])
+				return k, signed
 			}
 		}
 	}
-	return nil, nil
+	return nil, sum
 }
 
 // parseWebhook reads the scheme's signature (and timestamp) into hr.

@@ -2,6 +2,7 @@ package httpsig
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -147,6 +148,15 @@ func supported(a Algorithm) bool {
 type Result struct {
 	Signature *Signature
 	Key       *Key // the key that verified it
+	// Base is the SHA-256 of the signature base, what was signed, for a signature
+	// without a nonce (zero with one: the nonce identifies it). Every valid value of a
+	// signature over it shares it (an ECDSA signature has two, s and n-s), so replay
+	// protection keys on it rather than on the signature's bytes.
+	Base [sha256.Size]byte
+	// Others are the message's other selected signatures that verified too (a request
+	// signed with an old and a new key): replay protection must record them as well,
+	// or the request could be replayed with only one of them.
+	Others []Result
 }
 
 // Verify finds a signature of m that satisfies the policy and verifies with a key for
@@ -167,9 +177,9 @@ func (v *Verifier) Verify(ctx context.Context, m *Message) (Result, error) {
 		if attempts++; attempts > maxAttempts {
 			break
 		}
-		k, err := v.check(ctx, m, s)
+		k, base, err := v.check(ctx, m, s)
 		if err == nil {
-			return Result{Signature: s, Key: k}, nil
+			return v.others(ctx, m, sigs[i+1:], attempts, Result{Signature: s, Key: k, Base: base}), nil
 		}
 		if first == nil {
 			first = fmt.Errorf("signature %q: %w", s.Label, err)
@@ -181,25 +191,45 @@ func (v *Verifier) Verify(ctx context.Context, m *Message) (Result, error) {
 	return Result{}, first
 }
 
-// check applies the policy to one signature and verifies it.
-func (v *Verifier) check(ctx context.Context, m *Message, s *Signature) (*Key, error) {
+// others adds to res the selected signatures of rest that verify too, within the
+// attempts left.
+func (v *Verifier) others(ctx context.Context, m *Message, rest []Signature, attempts int, res Result) Result {
+	for i := range rest {
+		s := &rest[i]
+		if (v.p.Label != "" && s.Label != v.p.Label) || (v.p.Tag != "" && s.Tag != v.p.Tag) {
+			continue
+		}
+		if attempts++; attempts > maxAttempts {
+			break
+		}
+		if k, base, err := v.check(ctx, m, s); err == nil {
+			res.Others = append(res.Others, Result{Signature: s, Key: k, Base: base})
+		}
+	}
+	return res
+}
+
+// check applies the policy to one signature and verifies it, returning the key and the
+// hash of the signature base.
+func (v *Verifier) check(ctx context.Context, m *Message, s *Signature) (*Key, [sha256.Size]byte, error) {
+	var base [sha256.Size]byte
 	if err := v.checkParams(s); err != nil {
-		return nil, err
+		return nil, base, err
 	}
 	digest, err := v.checkCoverage(m, s)
 	if err != nil {
-		return nil, err
+		return nil, base, err
 	}
-	key, err := v.verifySignature(ctx, m, s)
+	key, base, err := v.verifySignature(ctx, m, s)
 	if err != nil {
-		return nil, err
+		return nil, base, err
 	}
 	if digest {
 		if err := v.checkDigest(m); err != nil {
-			return nil, err
+			return nil, base, err
 		}
 	}
-	return key, nil
+	return key, base, nil
 }
 
 // checkParams enforces the parameter and freshness rules.
@@ -274,36 +304,41 @@ func (v *Verifier) checkDigest(m *Message) error {
 
 var basePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// verifySignature builds the signature base and tries every allowed key of the keyid.
-func (v *Verifier) verifySignature(ctx context.Context, m *Message, s *Signature) (*Key, error) {
+// verifySignature builds the signature base and tries every allowed key of the keyid;
+// it returns the key that verified and the base's SHA-256.
+func (v *Verifier) verifySignature(ctx context.Context, m *Message, s *Signature) (*Key, [sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
 	if s.KeyID == "" {
-		return nil, fmt.Errorf("%w: no keyid", ErrUnknownKey)
+		return nil, sum, fmt.Errorf("%w: no keyid", ErrUnknownKey)
 	}
 	keys, err := v.keys.ResolveKeys(ctx, s.KeyID)
 	if err != nil {
 		if errors.Is(err, ErrUnknownKey) {
-			return nil, err
+			return nil, sum, err
 		}
-		return nil, fmt.Errorf("resolve key: %w", err)
+		return nil, sum, fmt.Errorf("resolve key: %w", err)
 	}
 	if len(keys) == 0 {
-		return nil, ErrUnknownKey
+		return nil, sum, ErrUnknownKey
 	}
 	bp := basePool.Get().(*[]byte)
 	base, err := appendBase((*bp)[:0], m, s.Components, s.Params, v.p.StructuredFields)
 	defer releaseBase(bp, base)
 	if err != nil {
-		return nil, err
+		return nil, sum, err
 	}
 	for _, k := range keys {
 		if (s.Alg != "" && k.alg != s.Alg) || !v.allowed(k.alg) {
 			continue
 		}
 		if k.Verify(base, s.Value) {
-			return k, nil
+			if s.Nonce == "" {
+				sum = sha256.Sum256(base)
+			}
+			return k, sum, nil
 		}
 	}
-	return nil, ErrBadSignature
+	return nil, sum, ErrBadSignature
 }
 
 // releaseBase returns a base buffer to the pool unless it grew too large to keep.
