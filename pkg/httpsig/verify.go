@@ -171,7 +171,7 @@ func (v *Verifier) Verify(ctx context.Context, m *Message) (Result, error) {
 	attempts := 0
 	for i := range sigs {
 		s := &sigs[i]
-		if (v.p.Label != "" && s.Label != v.p.Label) || (v.p.Tag != "" && s.Tag != v.p.Tag) {
+		if !v.selected(s) {
 			continue
 		}
 		if attempts++; attempts > maxAttempts {
@@ -191,12 +191,17 @@ func (v *Verifier) Verify(ctx context.Context, m *Message) (Result, error) {
 	return Result{}, first
 }
 
+// selected reports whether s has the label and tag the policy asks for, if any.
+func (v *Verifier) selected(s *Signature) bool {
+	return (v.p.Label == "" || s.Label == v.p.Label) && (v.p.Tag == "" || s.Tag == v.p.Tag)
+}
+
 // others adds to res the selected signatures of rest that verify too, within the
 // attempts left.
 func (v *Verifier) others(ctx context.Context, m *Message, rest []Signature, attempts int, res Result) Result {
 	for i := range rest {
 		s := &rest[i]
-		if (v.p.Label != "" && s.Label != v.p.Label) || (v.p.Tag != "" && s.Tag != v.p.Tag) {
+		if !v.selected(s) {
 			continue
 		}
 		if attempts++; attempts > maxAttempts {
