@@ -28,6 +28,8 @@ const partialBodyHeader = "X-Envoy-Auth-Partial-Body"
 // Errors of requestFromCheck. The server answers both with a 400 deny.
 var (
 	errNoHTTP = errors.New("check request carries no http attributes")
+	// errTooManyHeaders refuses a request with more than maxHeaders headers.
+	errTooManyHeaders = errors.New("check request carries more than 1024 headers")
 )
 
 // checkState is the pooled per-Check working set: the engine request and the backing
@@ -103,6 +105,11 @@ func requestFromCheck(st *checkState, cr *authv3.CheckRequest, trusted []netip.P
 //   - Received: request.time, else now().
 func requestFromView(st *checkState, trusted []netip.Prefix, now func() time.Time) error {
 	r, v := &st.req, &st.view
+	if v.overflow {
+		r.ID = telemetry.RequestID("")
+		st.generatedID = true
+		return errTooManyHeaders
+	}
 	if r.Header == nil {
 		r.Header = make(http.Header, 16)
 	}

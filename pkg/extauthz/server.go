@@ -244,12 +244,15 @@ func (s *Server) release(st *checkState) {
 
 // invalidRequest is the deny for a CheckRequest the engine cannot evaluate.
 func invalidRequest(err error) engine.Decision {
-	reason := "path.invalid"
-	if err == errNoHTTP {
+	status, reason := http.StatusBadRequest, "path.invalid"
+	switch err {
+	case errNoHTTP:
 		reason = "request.invalid"
+	case errTooManyHeaders:
+		status, reason = http.StatusRequestHeaderFieldsTooLarge, "limits.header_count" // as the proxy answers
 	}
 	return engine.Decision{
-		Status:    http.StatusBadRequest,
+		Status:    status,
 		Reason:    reason,
 		Message:   err.Error(),
 		DecidedBy: frontend,

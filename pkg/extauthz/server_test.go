@@ -271,6 +271,22 @@ func TestCheckOverLimitIsRejectedByGRPC(t *testing.T) {
 	}
 }
 
+// A request with more headers than the bound is denied 431 over gRPC, on Register's
+// wire path, before its headers are copied.
+func TestCheckTooManyHeadersDenied(t *testing.T) {
+	conn := startServer(t, newTestServer(t, newTestEngine(t)), 0)
+	c := authv3.NewAuthorizationClient(conn)
+	h := map[string]string{}
+	for i := range maxHeaders + 1 {
+		h[fmt.Sprintf("x-h-%d", i)] = "v"
+	}
+	resp := check(t, c, checkRequest("203.0.113.9", "/api/x", h))
+	dn := resp.GetDeniedResponse()
+	if dn.GetStatus().GetCode() != typev3.StatusCode_RequestHeaderFieldsTooLarge {
+		t.Fatalf("status %v, want 431 (%v)", dn.GetStatus().GetCode(), resp)
+	}
+}
+
 func TestNotReadyIsUnavailable(t *testing.T) {
 	conn := startServer(t, newTestServer(t, engine.New(nil)), 0)
 	c := authv3.NewAuthorizationClient(conn)

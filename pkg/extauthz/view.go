@@ -30,6 +30,9 @@ type checkView struct {
 	nanos     int32
 	routeExt  string // context_extensions["route"]
 	routeMeta string // route_metadata_context.filter_metadata["portcullis"].fields["route"] string value
+	// overflow: the request has more than maxHeaders entries in headers or in
+	// header_map; no more were kept, and the request is refused.
+	overflow bool
 
 	index map[string]int // headers by key, once there are more than linearHeaders
 }
@@ -67,6 +70,10 @@ func viewFromCheck(v *checkView, cr *authv3.CheckRequest) {
 	v.hasHTTP = true
 	v.method, v.path, v.host, v.scheme, v.protocol = h.GetMethod(), h.GetPath(), h.GetHost(), h.GetScheme(), h.GetProtocol()
 	v.body, v.rawBody = h.GetBody(), h.GetRawBody()
+	if len(h.GetHeaders()) > maxHeaders || len(h.GetHeaderMap().GetHeaders()) > maxHeaders {
+		v.overflow = true
+		return
+	}
 	for k, val := range h.GetHeaders() {
 		v.headers = append(v.headers, headerField{k, val})
 	}
@@ -103,6 +110,10 @@ func (v *checkView) setHeader(k, val string) {
 			v.headers[i].value = val
 			return
 		}
+		if len(v.headers) == maxHeaders {
+			v.overflow = true
+			return
+		}
 		v.index[k] = len(v.headers)
 	}
 	v.headers = append(v.headers, headerField{k, val})
@@ -113,4 +124,9 @@ func (v *checkView) setHeader(k, val string) {
 const (
 	linearHeaders    = 32
 	maxPooledHeaders = 256
+	// maxHeaders bounds each of headers and header_map: ten times Envoy's default
+	// max_headers_count, yet small enough that a message of tiny entries cannot make a
+	// Check allocate many times its size (4-byte header_map entries in a 4 MB request
+	// made one Check allocate 256 MB before the bound).
+	maxHeaders = 1024
 )

@@ -126,7 +126,7 @@ func (it *fieldIter) next() (field, bool) {
 	}
 	b := it.buf[it.i:it.end]
 	num, typ, n := protowire.ConsumeTag(b)
-	if n < 0 {
+	if n < 0 || num > protowire.MaxValidNumber {
 		it.err = errWireMalformed
 		return field{}, false
 	}
@@ -335,6 +335,10 @@ func (d *wireDecoder) headerValue(f field) error {
 	}
 	if raw.end > raw.start {
 		val = d.str[raw.start:raw.end]
+	}
+	if len(d.v.headerMap) == maxHeaders {
+		d.v.overflow = true
+		return nil
 	}
 	d.v.headerMap = append(d.v.headerMap, headerField{key, val})
 	return nil

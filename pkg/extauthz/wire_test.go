@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -51,6 +52,14 @@ func wireSeeds(t testing.TB) map[string][]byte {
 // sameView reports how v (decoded from the wire) differs from w (from the message);
 // the headers map is compared as a set, since a Go map has no order.
 func sameView(v, w *checkView) string {
+	if v.overflow || w.overflow {
+		// Over the header bound the request is refused whatever was kept (the message
+		// path's map order decides which headers that is).
+		if v.overflow != w.overflow {
+			return fmt.Sprintf("overflow %v, want %v", v.overflow, w.overflow)
+		}
+		return ""
+	}
 	byKey := func(h []headerField) map[string]string {
 		m := map[string]string{}
 		for _, f := range h {
@@ -152,15 +161,20 @@ func stripID(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-// Attack: a non-Envoy client sends thousands of headers with repeats. The decoder keeps
-// the last value of each key like protobuf, and the pooled view does not keep the
-// outsized arrays.
+// Attack: a non-Envoy client sends many headers with repeats. Up to the bound the
+// decoder keeps the last value of each key like protobuf, and the pooled view does not
+// keep the outsized arrays; past it, on either path, the request is refused before its
+// headers are copied (a 4 MB message of tiny header_map entries made one Check
+// allocate 256 MB; found by a second reader's review).
 func TestDecodeManyHeaders(t *testing.T) {
-	h := map[string]string{}
-	for i := range 5000 {
-		h[fmt.Sprintf("x-h-%d", i)] = "v"
+	many := func(n int) map[string]string {
+		h := map[string]string{}
+		for i := range n {
+			h[fmt.Sprintf("x-h-%d", i)] = "v"
+		}
+		return h
 	}
-	data, err := proto.Marshal(checkRequest("203.0.113.9", "/x", h))
+	data, err := proto.Marshal(checkRequest("203.0.113.9", "/x", many(maxHeaders)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +188,8 @@ func TestDecodeManyHeaders(t *testing.T) {
 	if err := (&checkWire{st: st}).unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.view.headers) != 5000 {
-		t.Fatalf("%d headers, want 5000", len(st.view.headers))
+	if len(st.view.headers) != maxHeaders {
+		t.Fatalf("%d headers, want %d", len(st.view.headers), maxHeaders)
 	}
 	if err := requestFromView(st, trustedNets, clock); err != nil {
 		t.Fatal(err)
@@ -186,6 +200,34 @@ func TestDecodeManyHeaders(t *testing.T) {
 	st.reset()
 	if cap(st.view.headers) != 0 || st.view.index != nil {
 		t.Fatal("the pooled view kept an outsized request's arrays")
+	}
+
+	over := checkRequest("203.0.113.9", "/x", many(maxHeaders+1))
+	overMap := checkRequest("203.0.113.9", "/x", nil)
+	overMap.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{}
+	for range maxHeaders + 1 {
+		overMap.Attributes.Request.Http.HeaderMap.Headers = append(overMap.Attributes.Request.Http.HeaderMap.Headers,
+			&corev3.HeaderValue{Key: "a", Value: "b"})
+	}
+	for name, cr := range map[string]*authv3.CheckRequest{"headers": over, "header_map": overMap} {
+		data, err := proto.Marshal(cr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWireDecode(t, data)
+		viaWire := &checkState{}
+		if err := (&checkWire{st: viaWire}).unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := requestFromView(viaWire, trustedNets, clock); !errors.Is(err, errTooManyHeaders) {
+			t.Errorf("%s, wire path: %v, want %v", name, err, errTooManyHeaders)
+		}
+		if len(viaWire.view.headers) > maxHeaders || len(viaWire.view.headerMap) > maxHeaders {
+			t.Errorf("%s: kept %d and %d headers", name, len(viaWire.view.headers), len(viaWire.view.headerMap))
+		}
+		if err := requestFromCheck(&checkState{}, cr, trustedNets, clock); !errors.Is(err, errTooManyHeaders) {
+			t.Errorf("%s, message path: %v, want %v", name, err, errTooManyHeaders)
+		}
 	}
 }
 
@@ -202,6 +244,8 @@ func TestDecodeMalformed(t *testing.T) {
 		"length past end":      {0x0a, 0x7f, 0x01},
 		"invalid utf-8 method": nest([]byte("G\xffT"), fHTTPMethod, fRequestHTTP, fAttrRequest, fCheckAttributes),
 		"invalid utf-8 header": nest(nest([]byte("\xff"), fMapValue), fHTTPHeaders, fRequestHTTP, fAttrRequest, fCheckAttributes),
+		// protobuf-go refuses field numbers above 2^29-1 (found by a second reader).
+		"field number too large": protowire.AppendVarint(protowire.AppendTag(append([]byte(nil), good...), protowire.MaxValidNumber+1, protowire.VarintType), 1),
 	} {
 		var v checkView
 		if err := decodeCheckView(&v, data, string(data)); err == nil {
