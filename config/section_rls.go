@@ -48,10 +48,15 @@ type RLSDescriptor struct {
 	Descriptors RLSDescriptors `yaml:"descriptors"`
 }
 
-// Validate requires a key and checks the next level.
+// Validate requires a key, refuses a wildcard value, and checks the next level.
 func (d *RLSDescriptor) Validate(v *Validator, path string) {
 	if d.Key == "" {
 		v.Errorf(joinPath(path, "key"), "key is required")
+	}
+	if strings.HasSuffix(d.Value, "*") {
+		// envoyproxy/ratelimit reads a trailing '*' as a prefix wildcard; matched
+		// literally, a configuration ported from it would silently never limit.
+		v.Errorf(joinPath(path, "value"), "value %q ends in '*': prefix wildcards are not supported (list the values, or omit value to count each value separately)", d.Value)
 	}
 	checkDescriptorLevel(v, joinPath(path, "descriptors"), d.Descriptors.List)
 }

@@ -103,3 +103,14 @@ func TestEmptyDescriptorsDoNotAmplify(t *testing.T) {
 		t.Fatalf("one call allocated %d MB for a %d KB request (x%d)", alloc>>20, len(msg)>>10, alloc/uint64(len(msg)))
 	}
 }
+
+// A value ending in '*' (a prefix wildcard in envoyproxy/ratelimit) is refused, not
+// matched literally: a ported configuration would silently never limit.
+func TestWildcardValueRefused(t *testing.T) {
+	o := memoryOptions()
+	o.Domains = []Domain{{Name: "d", Descriptors: []Descriptor{
+		{Key: "path", Value: "/api/*", RateLimit: &RateLimit{Unit: "minute", RequestsPerUnit: 10}}}}}
+	if _, err := New(o); err == nil {
+		t.Fatal("a wildcard value was accepted")
+	}
+}

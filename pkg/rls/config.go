@@ -102,6 +102,9 @@ func compileLevel(ds []Descriptor, domain string, path []string) (map[string]*no
 		if d.Key == "" {
 			return nil, fmt.Errorf("rls: domain %s: descriptor without a key under %v", domain, path)
 		}
+		if strings.HasSuffix(d.Value, "*") {
+			return nil, fmt.Errorf("rls: domain %s: descriptor %s value %q: prefix wildcards are not supported", domain, d.Key, d.Value)
+		}
 		k := d.Key
 		if d.Value != "" {
 			k += "_" + d.Value
