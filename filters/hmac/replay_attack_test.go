@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"math/big"
 	"net/http"
 	"regexp"
@@ -129,5 +132,27 @@ func TestEachVerifiedLabelIsRemembered(t *testing.T) {
 	h.Set("Signature", pick(sg))
 	if _, err := a.Authenticate(context.Background(), req(h)); err == nil {
 		t.Fatal("replay carrying only the second signature accepted")
+	}
+}
+
+// The generic scheme's MAC input ends the target with a newline, which no request
+// target holds: with a "." there, a signature of GET /pay?amount=1.5 and an empty body
+// verified GET /pay?amount=1 with the body "5.".
+func TestGenericTargetBodyBoundary(t *testing.T) {
+	a := newHook(t, SchemeGeneric, nil)
+	ts := now.Unix()
+	sig := SignGeneric(hookSecret, ts, "GET", "/pay?amount=1.5", nil)
+	r := &engine.Request{Method: "GET", Scheme: "https", Host: "hooks.example.com", RawPath: "/pay",
+		RawQuery: "amount=1", Header: http.Header{}, Body: []byte("5."), HasBody: true}
+	r.Header.Set("X-Signature", sig)
+	r.Header.Set("X-Timestamp", strconv.FormatInt(ts, 10))
+	if _, err := a.Authenticate(context.Background(), r); err == nil {
+		t.Fatal("signature of GET /pay?amount=1.5 accepted for GET /pay?amount=1 with body \"5.\"")
+	}
+	// The documented input, computed independently: "<ts>.<METHOD>.<path?query>\n<body>".
+	mac := hmac.New(sha256.New, hookSecret)
+	mac.Write([]byte(strconv.FormatInt(ts, 10) + ".POST./pay?amount=1\n{\"ok\":true}"))
+	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); SignGeneric(hookSecret, ts, "POST", "/pay?amount=1", []byte(`{"ok":true}`)) != want {
+		t.Fatal("SignGeneric does not sign the documented input")
 	}
 }

@@ -193,7 +193,10 @@ func (a *Authenticator) parseWebhook(hr *hookRequest, v string, r *engine.Reques
 		hr.prefix = [8]string{"v0:", ts[0], ":"}
 		return hr.addHex(v, "v0=")
 	}
-	hr.prefix = [8]string{ts[0], ".", r.Method, ".", r.RawPath, "", "", "."}
+	// The target ends at a newline, which no request target can hold: with a "."
+	// there, "/pay?amount=1.5" and an empty body signed the same bytes as
+	// "/pay?amount=1" and the body "5." (found by a second reader's review).
+	hr.prefix = [8]string{ts[0], ".", r.Method, ".", r.RawPath, "", "", "\n"}
 	if r.RawQuery != "" {
 		hr.prefix[5], hr.prefix[6] = "?", r.RawQuery
 	}
@@ -279,7 +282,7 @@ func SignSlack(secret []byte, ts int64, body []byte) string {
 // SignGeneric returns the X-Signature value of the generic scheme (sent with
 // X-Timestamp: ts). target is the raw path plus "?query" when there is one.
 func SignGeneric(secret []byte, ts int64, method, target string, body []byte) string {
-	prefix := strconv.FormatInt(ts, 10) + "." + method + "." + target + "."
+	prefix := strconv.FormatInt(ts, 10) + "." + method + "." + target + "\n"
 	return "sha256=" + macHex(secret, []byte(prefix), body)
 }
 
