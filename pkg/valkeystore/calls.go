@@ -57,7 +57,10 @@ func (c *calls) release() { c.n.Add(-1) }
 // do runs f, which makes one call on the client it is given, on its own goroutine and
 // returns its result, or ctx's error once ctx is done (the command stays counted until
 // valkey-go is done with it).
-func (c *calls) do(ctx context.Context, f func(context.Context, valkey.Client) valkey.ValkeyResult) valkey.ValkeyResult {
+func (c *calls) do(ctx context.Context, f callFunc) valkey.ValkeyResult {
+	if err := ctx.Err(); err != nil {
+		return valkey.NewErrorResult(err) // nobody waits for it: not sent
+	}
 	if !c.acquire() {
 		return valkey.NewErrorResult(errSaturated)
 	}
@@ -77,7 +80,7 @@ func (c *calls) do(ctx context.Context, f func(context.Context, valkey.Client) v
 // inline runs f on the calling goroutine, which waits for valkey-go to be done with
 // the command: for a goroutine that has no caller to answer in time (a batch's runner,
 // whose members wait with their own deadline).
-func (c *calls) inline(f func(context.Context, valkey.Client) valkey.ValkeyResult) valkey.ValkeyResult {
+func (c *calls) inline(f callFunc) valkey.ValkeyResult {
 	if !c.acquire() {
 		return valkey.NewErrorResult(errSaturated)
 	}

@@ -125,11 +125,22 @@ func newCoalescer(calls *calls, timeout time.Duration) *coalescer {
 	return c
 }
 
-// send makes one gcraScript call for lk deciding costs in order, and writes each
-// cost's result to res (len(costs) long). With ctx, the call is made by calls.do and
-// send returns when ctx is done at the latest; with a nil ctx (a runner), send waits
-// until valkey-go is done with the call.
+// callFunc makes one call on the client it is given, under the context it is given.
+type callFunc = func(context.Context, valkey.Client) valkey.ValkeyResult
+
+// send makes one gcraScript call for lk deciding costs in order through calls.do, so
+// it returns when ctx is done at the latest, and writes each cost's result to res
+// (len(costs) long).
 func (c *coalescer) send(ctx context.Context, lk limitKey, costs []uint64, res [][4]int64) error {
+	return c.sendBy(func(f callFunc) valkey.ValkeyResult { return c.calls.do(ctx, f) }, lk, costs, res)
+}
+
+// sendInline is send for a runner: it waits until valkey-go is done with the call.
+func (c *coalescer) sendInline(lk limitKey, costs []uint64, res [][4]int64) error {
+	return c.sendBy(c.calls.inline, lk, costs, res)
+}
+
+func (c *coalescer) sendBy(call func(callFunc) valkey.ValkeyResult, lk limitKey, costs []uint64, res [][4]int64) error {
 	c.made.Add(1)
 	// ARGV: interval, burst, then the costs as runs of (cost, count): a hot key's batch
 	// of equal costs is two arguments, however many decisions it carries.
@@ -147,13 +158,7 @@ func (c *coalescer) send(ctx context.Context, lk limitKey, costs []uint64, res [
 		return gcraScript.Exec(ctx, cl, []string{lk.key}, args)
 	}
 	start := time.Now()
-	var r valkey.ValkeyResult
-	if ctx == nil {
-		r = c.calls.inline(exec)
-	} else {
-		r = c.calls.do(ctx, exec)
-	}
-	v, err := r.ToArray()
+	v, err := call(exec).ToArray()
 	switch {
 	case err == nil:
 		c.observe(time.Since(start))
@@ -274,7 +279,14 @@ func (c *coalescer) single(ctx context.Context, lk limitKey, cost uint64, deadli
 func (c *coalescer) run(sh *coalescerShard, lk limitKey, b *batch) {
 	for b != nil {
 		res := make([][4]int64, b.n)
-		err := c.send(nil, lk, *b.costs, res)
+		var err error
+		if b.ctx.Err() != nil {
+			// Past the batch's deadline every member has left or is leaving: a call
+			// now would only count decisions nobody waits for.
+			err = context.DeadlineExceeded
+		} else {
+			err = c.sendInline(lk, *b.costs, res)
+		}
 		releaseCosts(b)
 		b.res, b.err = res, err
 		// The key's state is updated before the members are woken, so a caller that
