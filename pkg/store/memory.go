@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"runtime"
 	"sync"
@@ -185,7 +186,7 @@ func (m *Memory) Once(_ context.Context, key string, ttl time.Duration) (bool, e
 		return false, nil
 	}
 	if ttl > 0 {
-		m.put(s, h, e, entry{exp: now + int64(ttl)}, now)
+		m.put(s, h, e, entry{exp: expiry(now, ttl)}, now)
 	}
 	return true, nil
 }
@@ -201,7 +202,7 @@ func (m *Memory) Incr(_ context.Context, key string, ttl time.Duration) (int64, 
 	if cur != nil && cur.exp > now {
 		e = *cur
 	} else {
-		e = entry{n: 0, exp: now + int64(max(ttl, 1))}
+		e = entry{n: 0, exp: expiry(now, max(ttl, 1))}
 	}
 	e.n++
 	m.put(s, h, cur, e, now)
@@ -234,7 +235,7 @@ func (m *Memory) Ban(_ context.Context, key string, ttl time.Duration) error {
 		s.t.delete(h)
 		return nil
 	}
-	m.put(s, h, s.t.find(h), entry{exp: now + int64(ttl)}, now)
+	m.put(s, h, s.t.find(h), entry{exp: expiry(now, ttl)}, now)
 	return nil
 }
 
@@ -300,4 +301,14 @@ func (m *Memory) insert(s *shard, h uint64, e entry, now int64) {
 		s.t.delete(victim.h)
 	}
 	s.t.insert(h, e)
+}
+
+// expiry is now plus ttl in nanoseconds, saturating: a ttl near the largest Duration
+// (a signature valid for centuries) must not wrap into an entry that has already
+// expired.
+func expiry(now int64, ttl time.Duration) int64 {
+	if e := now + int64(ttl); e >= now {
+		return e
+	}
+	return math.MaxInt64
 }

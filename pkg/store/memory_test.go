@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -217,5 +218,32 @@ func BenchmarkMemoryTake(b *testing.B) {
 	b.StopTimer()
 	if n := m.Len(); n != len(keys) {
 		b.Fatalf("keys were dropped or added: %d", n)
+	}
+}
+
+// A ttl near the largest Duration (a signature valid for centuries) saturates instead
+// of wrapping into an entry that has already expired (found by a second reader's
+// review: a replay-protection entry that wrapped let the same signature in twice).
+func TestMemoryHugeTTL(t *testing.T) {
+	m := NewMemory(MemoryOptions{})
+	defer m.Close()
+	ctx := context.Background()
+	const ttl = time.Duration(math.MaxInt64)
+	if first, _ := m.Once(ctx, "once", ttl); !first {
+		t.Fatal("first Once not first")
+	}
+	if first, _ := m.Once(ctx, "once", ttl); first {
+		t.Fatal("the same key was accepted twice")
+	}
+	if err := m.Ban(ctx, "ban", ttl); err != nil {
+		t.Fatal(err)
+	}
+	if banned, left, _ := m.Banned(ctx, "ban"); !banned || left <= 0 {
+		t.Fatalf("banned %v, %v left", banned, left)
+	}
+	for want := int64(1); want <= 2; want++ {
+		if n, _ := m.Incr(ctx, "incr", ttl); n != want {
+			t.Fatalf("count %d, want %d", n, want)
+		}
 	}
 }
