@@ -261,8 +261,21 @@ func (f *Filter) setHeaders(h http.Header, st []engine.LimitStatus) {
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, seconds(s.Reset), 10)
 	}
-	h["Ratelimit-Policy"] = []string{f.policy}
-	h["Ratelimit"] = []string{string(b)}
+	addListField(h, "Ratelimit-Policy", f.policy)
+	addListField(h, "Ratelimit", string(b))
+}
+
+// addListField adds items to a structured-field list header, after the items an
+// earlier ratelimit stage put there (two stages, e.g. per IP and per user, each
+// report their limits).
+func addListField(h http.Header, name, items string) {
+	if items == "" {
+		return
+	}
+	if old := h[name]; len(old) > 0 && old[0] != "" {
+		items = old[0] + ", " + items
+	}
+	h[name] = []string{items}
 }
 
 // seconds rounds d up to whole seconds.
