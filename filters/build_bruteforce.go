@@ -21,13 +21,36 @@ func buildBruteForce(b *builder, st *config.Stage, p *engine.Pipeline) (engine.F
 		Delay: spec.Delay, MaxDelay: spec.MaxDelay,
 		BanDuration: spec.BanDuration, MaxBan: spec.MaxBan, BanMemory: spec.BanMemory,
 		Allowlist: spec.Allowlist, Status: spec.Status, CountMissing: spec.CountMissing,
-		CredentialID: credentialID, OnLevel: b.deps.OnBruteForce, OnError: b.deps.OnStateError,
+		CredentialID: func(r *engine.Request) string { return pipelineCredential(p, r) },
+		OnLevel:      b.deps.OnBruteForce, OnError: b.deps.OnStateError,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	p.Observers = append(p.Observers, f)
 	return f, nil, nil
+}
+
+// credentialNamer is an authenticator that names the credential a request presents
+// as it reads it (filters/apikey), never the secret.
+type credentialNamer interface {
+	CredentialID(r *engine.Request) string
+}
+
+// pipelineCredential names the credential r presents to p: as the first of p's
+// authenticators that reads one from its configured sources names it, else from the
+// Authorization and X-API-Key headers (credentialID). Reading it as the authenticator
+// does keeps a junk Authorization header, which the API key authenticator skips, or a
+// key in a query parameter or custom header, from moving the count off the key.
+func pipelineCredential(p *engine.Pipeline, r *engine.Request) string {
+	for i := range p.Authenticate {
+		if n, ok := p.Authenticate[i].Auth.(credentialNamer); ok {
+			if c := n.CredentialID(r); c != "" {
+				return c
+			}
+		}
+	}
+	return credentialID(r)
 }
 
 // credentialID returns what the credential a request attempts is counted as, from

@@ -265,6 +265,21 @@ func (a *Authenticator) Authenticate(_ context.Context, r *engine.Request) (*eng
 	return e.identity, nil
 }
 
+// CredentialID names the key r presents, read from the configured sources in order
+// exactly as Authenticate reads it, for counting failures per credential:
+// "apikey:<id>" (the public id, so every guess at one key's secret counts against that
+// key), or "" when r carries no well-formed key or several. Never the secret.
+func (a *Authenticator) CredentialID(r *engine.Request) string {
+	key, _, err := a.credential(r)
+	if err != nil {
+		return ""
+	}
+	if id, ok := parseKey(key); ok {
+		return "apikey:" + id
+	}
+	return ""
+}
+
 func ipAllowed(ip netip.Addr, allowed []netip.Prefix) bool {
 	if !ip.IsValid() {
 		return false
