@@ -26,6 +26,7 @@
 package forwardauth
 
 import (
+	"errors"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -77,6 +78,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var d engine.Decision
 	fromProxy, err := requestFromForward(er, r, h.trusted)
 	switch {
+	case errors.Is(err, errConflict):
+		d = badRequest("forward.conflict", err.Error())
 	case err != nil:
 		d = badRequest("path.invalid", err.Error())
 	case readBody(er, r, h.engine.Prepare(er), fromProxy) != nil:

@@ -231,3 +231,38 @@ func TestNotReadyDenies503(t *testing.T) {
 	h := New(Options{Engine: engine.New(nil), TrustedProxies: trusted})
 	runCase(t, h, authCase{remote: "10.0.0.5:1", target: "/auth", hdr: traefik("GET", "/api/x", "h"), status: 503, reason: "engine.not_ready"})
 }
+
+// nginx's auth_request passes the client's headers through, and nginx sets only
+// X-Original-URI/Method: a client adding X-Forwarded-Uri or X-Forwarded-Method must not
+// choose what is evaluated (it did, the X-Forwarded family winning; found by a second
+// reader's review). Disagreeing families are refused; agreeing ones are fine.
+func TestForwardedFamiliesMustAgree(t *testing.T) {
+	h := newHandler(t)
+	for _, tc := range []struct {
+		name   string
+		hdr    map[string]string
+		status int
+	}{
+		{"client X-Forwarded-Uri beside nginx's X-Original-URI",
+			map[string]string{"X-Original-URI": "/api/items", "X-Original-Method": "GET", "X-Forwarded-Uri": "/public/x"}, http.StatusBadRequest},
+		{"client X-Forwarded-Method beside nginx's X-Original-Method",
+			map[string]string{"X-Original-URI": "/things", "X-Original-Method": "GET", "X-Forwarded-Method": "DELETE"}, http.StatusBadRequest},
+		{"client X-Original-URI beside Traefik's X-Forwarded-Uri",
+			map[string]string{"X-Forwarded-Uri": "/api/items", "X-Forwarded-Method": "GET", "X-Original-URI": "/public/x"}, http.StatusBadRequest},
+		{"both families agreeing", map[string]string{"X-Original-URI": "/api/items", "X-Forwarded-Uri": "/api/items"}, http.StatusUnauthorized},
+		{"nginx alone", map[string]string{"X-Original-URI": "/api/items", "X-Original-Method": "GET"}, http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/_portcullis", nil)
+			r.RemoteAddr = "10.0.0.5:4000" // the proxy, trusted
+			for k, v := range tc.hdr {
+				r.Header.Set(k, v)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d (%s)", w.Code, tc.status, w.Body)
+			}
+		})
+	}
+}

@@ -31,7 +31,12 @@ var forwardingHeaders = []string{
 	hdrOriginalURI, hdrOriginalMethod,
 }
 
-var errBadTarget = errors.New("original request target must be an absolute path")
+var (
+	errBadTarget = errors.New("original request target must be an absolute path")
+	// errConflict: the request carries both header families for the original method
+	// or target, and they disagree.
+	errConflict = errors.New("X-Forwarded-Method/Uri and X-Original-Method/URI disagree")
+)
 
 // requestFromForward builds the engine request for a forward-auth call r.
 //
@@ -75,6 +80,12 @@ func requestFromForward(er *engine.Request, r *http.Request, trusted []netip.Pre
 	if fromProxy {
 		er.Peer.IP = engine.ClientIP(peer, h[hdrForwardedFor], trusted)
 	}
+	// A proxy sets one family and passes the client's headers through (nginx's
+	// auth_request does): a client's X-Forwarded-Uri beside nginx's X-Original-URI
+	// would otherwise choose what is evaluated while nginx forwards the real target.
+	if conflicting(h, hdrForwardedMethod, hdrOriginalMethod) || conflicting(h, hdrForwardedURI, hdrOriginalURI) {
+		return fromProxy, errConflict
+	}
 	target := firstNonEmpty(h.Get(hdrForwardedURI), h.Get(hdrOriginalURI), r.RequestURI)
 	if target == "" && r.URL != nil {
 		target = r.URL.RequestURI()
@@ -90,6 +101,22 @@ func requestFromForward(er *engine.Request, r *http.Request, trusted []netip.Pre
 	}
 	er.Path = dec
 	return fromProxy, nil
+}
+
+// conflicting reports whether h carries both headers a and b, or either more than
+// once, with values that differ.
+func conflicting(h http.Header, a, b string) bool {
+	va, vb := h[a], h[b]
+	if len(va)+len(vb) < 2 {
+		return false
+	}
+	first := append(va[:len(va):len(va)], vb...)
+	for _, v := range first[1:] {
+		if v != first[0] {
+			return true
+		}
+	}
+	return false
 }
 
 // readBody reads up to limit bytes of r's body into er. The body counts as present
