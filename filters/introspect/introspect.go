@@ -123,11 +123,22 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *engine.Request) (*e
 	key := sha256.Sum256([]byte(tok))
 	res := a.cache.get(key, now)
 	if res == nil {
-		v, err, _ := a.flight.Do(string(key[:]), func() (any, error) { return a.introspect(ctx, tok, key, now) })
-		if err != nil {
-			return nil, err
+		// The shared call must not end with the caller that started it: callers that
+		// joined it would all fail with that caller's cancellation. It runs without
+		// the caller's cancellation, bounded by the client's timeout, and each caller
+		// waits for it under its own context.
+		flight := a.flight.DoChan(string(key[:]), func() (any, error) {
+			return a.introspect(context.WithoutCancel(ctx), tok, key, now)
+		})
+		select {
+		case out := <-flight:
+			if out.Err != nil {
+				return nil, out.Err
+			}
+			res = out.Val.(*result)
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		res = v.(*result)
 	}
 	if res.reason != "" {
 		return nil, a.deny[res.reason]
