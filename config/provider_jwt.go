@@ -143,9 +143,9 @@ func checkHTTPS(v *Validator, path, raw string, allowHTTP bool, allowKey, what s
 	case raw == "":
 		v.Errorf(path, "%s", what)
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		v.Errorf(path, "invalid URL %q: expected https://host/...", raw)
+		v.Errorf(path, "invalid URL %q: expected https://host/...", redactURL(raw))
 	case u.Scheme == "http" && !allowHTTP:
-		v.Errorf(path, "plain http URL %q: use https, or set %s for development", raw, allowKey)
+		v.Errorf(path, "plain http URL %q: use https, or set %s for development", redactURL(raw), allowKey)
 	case u.User != nil:
 		v.Errorf(path, "credentials in the URL are not allowed")
 	}

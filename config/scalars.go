@@ -101,14 +101,14 @@ func decodeScalar(d *decoder, path string, n *yaml.Node, v reflect.Value) {
 		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		var i int64
-		if n.ShortTag() != "!!int" || n.Decode(&i) != nil || v.OverflowInt(i) {
+		if n.ShortTag() != "!!int" || octal11(n.Value) || n.Decode(&i) != nil || v.OverflowInt(i) {
 			d.errorf(n, path, "expected an integer, got %s", describe(n))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		var u uint64
-		if n.ShortTag() != "!!int" || n.Decode(&u) != nil || v.OverflowUint(u) {
+		if n.ShortTag() != "!!int" || octal11(n.Value) || n.Decode(&u) != nil || v.OverflowUint(u) {
 			d.errorf(n, path, "expected a non-negative integer, got %s", describe(n))
 			return
 		}
@@ -127,4 +127,20 @@ func decodeScalar(d *decoder, path string, n *yaml.Node, v reflect.Value) {
 
 func quote(s string) string {
 	return describe(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s})
+}
+
+// octal11 reports a YAML 1.1 octal spelling, a decimal-looking integer with a leading
+// zero ("0100"): yaml.v3 reads it as octal (64), YAML 1.2 and most readers as 100.
+// Such a value is refused rather than read either way; 0o100 and 0x40 are explicit.
+func octal11(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	if len(s) < 2 || s[0] != '0' {
+		return false
+	}
+	for _, c := range s[1:] {
+		if (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }

@@ -66,7 +66,7 @@ func (u *Upstream) Validate(v *Validator, path string) {
 		pu, err := url.Parse(u.URL)
 		switch {
 		case err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "":
-			v.Errorf(p, "invalid upstream URL %q: expected http://host:port or https://host:port", u.URL)
+			v.Errorf(p, "invalid upstream URL %q: expected http://host:port or https://host:port", redactURL(u.URL))
 		case pu.User != nil:
 			v.Errorf(p, "credentials in the upstream URL are not allowed")
 		case pu.RawQuery != "" || pu.Fragment != "" || pu.ForceQuery:
@@ -83,6 +83,26 @@ func (t *UpstreamTimeouts) Validate(v *Validator, path string) {
 	positive(v, path, "dial", t.Dial)
 	positive(v, path, "response_header", t.ResponseHeader)
 	positive(v, path, "idle_conn", t.IdleConn)
+}
+
+// redactURL hides the userinfo of a URL quoted in an error (a password must never reach
+// a log line), also when the URL does not parse.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
+		return scheme + "://xxxxx@" + rest[at+1:]
+	}
+	return raw
 }
 
 func positive[T ~int | ~int64](v *Validator, path, key string, x T) {
