@@ -141,13 +141,13 @@ func parseYAML(file string, data []byte) (root *yaml.Node, err *Error) {
 		if errors.Is(e, io.EOF) {
 			return nil, &Error{File: file, Msg: "the document is empty"}
 		}
-		return nil, yamlError(file, e)
+		return nil, yamlError(file, data, e)
 	}
 	var extra yaml.Node
 	if e := dec.Decode(&extra); !errors.Is(e, io.EOF) {
 		line := extra.Line
 		if e != nil {
-			return nil, yamlError(file, e)
+			return nil, yamlError(file, data, e)
 		}
 		return nil, &Error{File: file, Line: line, Msg: "only one YAML document per file"}
 	}
@@ -168,8 +168,10 @@ var parserProblems = []string{
 	"found undefined tag handle",
 }
 
-// yamlError turns a yaml.v3 syntax error into an Error with its line.
-func yamlError(file string, e error) *Error {
+// yamlError turns a yaml.v3 syntax error into an Error with its line. yaml.v3 gives no
+// line for a problem on the first line, nor for an unknown anchor: the first is line 1,
+// the second the line of the first reference to that anchor in data.
+func yamlError(file string, data []byte, e error) *Error {
 	msg := e.Error()
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
@@ -178,8 +180,17 @@ func yamlError(file string, e error) *Error {
 		}
 		return &Error{File: file, Line: line, Msg: "malformed YAML: " + m[2]}
 	}
-	return &Error{File: file, Msg: "malformed YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := 1
+	if m := yamlUnknownAnchor.FindStringSubmatch(msg); m != nil {
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			line += bytes.Count(data[:i], []byte("\n"))
+		}
+	}
+	return &Error{File: file, Line: line, Msg: "malformed YAML: " + msg}
 }
+
+var yamlUnknownAnchor = regexp.MustCompile(`^unknown anchor '([^']*)' referenced$`)
 
 // finish fills what decoding derives from the structure: policy names and the
 // conditional default of the default route.

@@ -43,3 +43,22 @@ func TestURLErrorsHidePasswords(t *testing.T) {
 		}
 	}
 }
+
+// Every malformed document names file:line, also where yaml.v3 gives no line: a
+// problem on the first line, an unknown anchor (found by a second reader's review).
+func TestMalformedYAMLHasLine(t *testing.T) {
+	for src, want := range map[string]int{
+		"a: b: c\n": 1,
+		"log: &a {level: info}\nupstream: *nope\n": 2,
+		"x: 1\n  y: [\n": 2,
+	} {
+		_, err := Parse("t.yaml", []byte(src))
+		var es Errors
+		if !errors.As(err, &es) || len(es) == 0 {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if es[0].Line != want {
+			t.Errorf("%q: line %d, want %d (%v)", src, es[0].Line, want, es[0])
+		}
+	}
+}
