@@ -43,8 +43,8 @@ func WalkForwardedFor(xff []string, visit func(hop netip.Addr) bool) bool {
 			if hop == "" {
 				continue
 			}
-			a, err := netip.ParseAddr(hop)
-			if err != nil {
+			a, ok := parseHop(hop)
+			if !ok {
 				return false
 			}
 			if !visit(a.Unmap()) {
@@ -53,6 +53,25 @@ func WalkForwardedFor(xff []string, visit func(hop netip.Addr) bool) bool {
 		}
 	}
 	return true
+}
+
+// parseHop reads one X-Forwarded-For hop: an address, or one with a port as some load
+// balancers write it ("198.51.100.7:4711", "[2001:db8::1]:443"), or a bracketed IPv6
+// address ("[2001:db8::1]"). Read as malformed, such hops stopped the walk at the load
+// balancer, and every client behind it shared its address for limits and bans.
+func parseHop(hop string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(hop); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(hop); err == nil {
+		return ap.Addr(), true
+	}
+	if len(hop) > 2 && hop[0] == '[' && hop[len(hop)-1] == ']' {
+		if a, err := netip.ParseAddr(hop[1 : len(hop)-1]); err == nil && a.Is6() {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // IsTrusted reports whether a is in one of the trusted prefixes.

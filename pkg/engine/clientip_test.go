@@ -21,6 +21,12 @@ func TestClientIP(t *testing.T) {
 		{"all trusted gives left-most seen", "10.0.0.1", []string{"10.3.3.3"}, "10.3.3.3"},
 		{"no xff", "10.0.0.1", nil, "10.0.0.1"},
 		{"garbage stops the walk", "10.0.0.1", []string{"198.51.100.7, junk"}, "10.0.0.1"},
+		// Hops written with a port or brackets, as some load balancers do.
+		{"hop with a port", "10.0.0.1", []string{"198.51.100.7:4711"}, "198.51.100.7"},
+		{"IPv6 hop with brackets and a port", "10.0.0.1", []string{"[2001:db8::1]:443"}, "2001:db8::1"},
+		{"IPv6 hop in brackets", "10.0.0.1", []string{"[2001:db8::1]"}, "2001:db8::1"},
+		{"bracketed IPv4 is malformed", "10.0.0.1", []string{"[198.51.100.7]"}, "10.0.0.1"},
+		{"trusted hop with a port is walked past", "10.0.0.1", []string{"198.51.100.7, 10.0.0.2:80"}, "198.51.100.7"},
 		{"mapped v4 peer", "::ffff:10.0.0.1", []string{"198.51.100.7"}, "198.51.100.7"},
 		{"ipv6 client", "127.0.0.1", []string{"2001:db8::1"}, "2001:db8::1"},
 	}
