@@ -235,7 +235,12 @@ func (m *Memory) Ban(_ context.Context, key string, ttl time.Duration) error {
 		s.t.delete(h)
 		return nil
 	}
-	m.put(s, h, s.t.find(h), entry{exp: expiry(now, ttl)}, now)
+	e := s.t.find(h)
+	exp := expiry(now, ttl)
+	if e != nil && e.exp > exp {
+		return nil // a longer ban stands
+	}
+	m.put(s, h, e, entry{exp: exp}, now)
 	return nil
 }
 

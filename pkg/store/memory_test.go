@@ -247,3 +247,25 @@ func TestMemoryHugeTTL(t *testing.T) {
 		}
 	}
 }
+
+// A ban is never shortened: a shorter ban arriving after a longer one (concurrent
+// escalations out of order) leaves the longer one; ttl <= 0 still lifts it.
+func TestMemoryBanNeverShortens(t *testing.T) {
+	clk := newFakeClock()
+	m := NewMemory(MemoryOptions{Clock: clk.Now})
+	defer m.Close()
+	ctx := context.Background()
+	_ = m.Ban(ctx, "k", 10*time.Minute)
+	_ = m.Ban(ctx, "k", time.Minute)
+	if _, left, _ := m.Banned(ctx, "k"); left != 10*time.Minute {
+		t.Fatalf("%v left, want the longer ban's 10m", left)
+	}
+	_ = m.Ban(ctx, "k", time.Hour)
+	if _, left, _ := m.Banned(ctx, "k"); left != time.Hour {
+		t.Fatalf("%v left, want the longer ban's 1h", left)
+	}
+	_ = m.Ban(ctx, "k", 0)
+	if banned, _, _ := m.Banned(ctx, "k"); banned {
+		t.Fatal("a ttl of 0 did not lift the ban")
+	}
+}

@@ -104,7 +104,9 @@ type Counter interface {
 
 // BanList holds temporary bans.
 type BanList interface {
-	// Ban bans key for ttl, replacing any current ban of key.
+	// Ban bans key for ttl, or keeps a current ban of key that ends later: a ban is
+	// never shortened (concurrent escalations may arrive out of order). A ttl <= 0
+	// lifts the ban.
 	Ban(ctx context.Context, key string, ttl time.Duration) error
 	// Banned reports whether key is banned and for how much longer.
 	Banned(ctx context.Context, key string) (bool, time.Duration, error)

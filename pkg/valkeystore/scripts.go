@@ -96,7 +96,19 @@ end
 return n
 `
 
+// banSource bans KEYS[1] until ARGV[1] (Unix milliseconds, the stored value) for
+// ARGV[2] milliseconds, unless a ban that ends later is in place: a ban is never
+// shortened, also when two escalations arrive out of order.
+const banSource = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
+if tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+`
+
 var (
 	gcraScript = valkey.NewLuaScript(gcraSource)
 	incrScript = valkey.NewLuaScript(incrSource)
+	banScript  = valkey.NewLuaScript(banSource)
 )

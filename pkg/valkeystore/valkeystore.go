@@ -313,20 +313,24 @@ func (s *Store) Count(ctx context.Context, key string) (int64, error) {
 	return 0, fmt.Errorf("valkey count: %w", err)
 }
 
-// Ban implements store.BanList. The value is the ban's expiry (Unix milliseconds) so a
-// cached lookup can compute what remains; the key itself expires with the ban.
+// Ban implements store.BanList with one script call: it never shortens a ban. The value
+// is the ban's expiry (Unix milliseconds) so a cached lookup can compute what remains;
+// the key itself expires with the ban.
 func (s *Store) Ban(ctx context.Context, key string, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	k := s.key("ban", key)
-	var cmd valkey.Completed
+	var err error
 	if ttl <= 0 {
-		cmd = s.c.B().Del().Key(k).Build()
+		cmd := s.c.B().Del().Key(k).Build()
+		err = s.calls.do(ctx, func(ctx context.Context, c valkey.Client) valkey.ValkeyResult { return c.Do(ctx, cmd) }).Error()
 	} else {
-		until := strconv.FormatInt(s.clock().Add(ttl).UnixMilli(), 10)
-		cmd = s.c.B().Set().Key(k).Value(until).PxMilliseconds(millis(ttl)).Build()
+		keys := []string{k}
+		args := []string{strconv.FormatInt(s.clock().Add(ttl).UnixMilli(), 10), strconv.FormatInt(millis(ttl), 10)}
+		err = s.calls.do(ctx, func(ctx context.Context, c valkey.Client) valkey.ValkeyResult {
+			return banScript.Exec(ctx, c, keys, args)
+		}).Error()
 	}
-	err := s.calls.do(ctx, func(ctx context.Context, c valkey.Client) valkey.ValkeyResult { return c.Do(ctx, cmd) }).Error()
 	if err != nil {
 		return fmt.Errorf("valkey ban: %w", err)
 	}
