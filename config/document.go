@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"bytes"
 	"errors"
 	"fmt"
@@ -37,6 +38,10 @@ type Document struct {
 
 	// Source is the file the document was read from, as given to Parse or Load.
 	Source string `yaml:"-"`
+	// Digest is the SHA-256 of the bytes the document was parsed from: what a reload
+	// compares the file with, so the running version is the one that was read, not a
+	// second read of a file that may have changed in between.
+	Digest [sha256.Size]byte `yaml:"-"`
 
 	pos map[string]Position // every value written in the file, by YAML path
 	env map[string]string   // paths set by environment overrides -> variable name
@@ -108,6 +113,7 @@ func parse(file string, data []byte, lookup func(key string) (string, bool)) (*D
 	}
 	doc := Defaults()
 	doc.Source = file
+	doc.Digest = sha256.Sum256(data)
 	d := newDecoder(file, filepath.Dir(file), root)
 	d.decode("", root, doc)
 	if d.stopped {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"errors"
 	"net/netip"
 	"reflect"
@@ -80,6 +81,7 @@ func TestDefaults(t *testing.T) {
 	want.Upstream.URL = "http://127.0.0.1:8080"
 	want.Default.Status = 404
 	want.Source = "min.yaml"
+	want.Digest = sha256.Sum256([]byte("upstream: {url: http://127.0.0.1:8080}\n"))
 	want.pos, want.failed, want.failedBelow = doc.pos, doc.failed, doc.failedBelow
 	if !reflect.DeepEqual(doc, want) {
 		t.Errorf("got %+v\nwant %+v", doc, want)

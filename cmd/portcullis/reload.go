@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/signal"
 	"reflect"
@@ -30,21 +29,17 @@ type reloader struct {
 
 // apply compiles doc and swaps it in. On error nothing changes.
 func (s *server) apply(doc *config.Document) error {
-	return s.reload.apply(doc, nil)
+	return s.reload.apply(doc)
 }
 
-func (r *reloader) apply(doc *config.Document, data []byte) error {
+// apply compiles doc and swaps it in; the running version is doc.Digest, the content
+// doc was parsed from (a second read of the file could see a newer one, which the poll
+// would then never load).
+func (r *reloader) apply(doc *config.Document) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.s
-	if data == nil {
-		b, err := os.ReadFile(doc.Source)
-		if err != nil {
-			return fmt.Errorf("read config: %w", err)
-		}
-		data = b
-	}
-	sum := sha256.Sum256(data)
+	sum := doc.Digest
 	version := hex.EncodeToString(sum[:6])
 	compiled, err := s.compile(doc) // state.go: the shared store and RLS survive reloads
 	if err != nil {
@@ -103,9 +98,9 @@ func (r *reloader) check(force bool) {
 	}
 	doc, err := s.boot.Load()
 	if err == nil {
-		if err = r.apply(doc, data); err != nil {
+		if err = r.apply(doc); err != nil {
 			r.mu.Lock()
-			r.hash = sha256.Sum256(data) // report a document that does not compile once, not at every poll
+			r.hash = doc.Digest // report a document that does not compile once, not at every poll
 			r.mu.Unlock()
 		}
 	} else {
