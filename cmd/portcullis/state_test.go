@@ -151,7 +151,10 @@ func TestValkeyPasswordByReference(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte("ref-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lim := store.Limit{Rate: 10, Period: time.Second, Burst: 10}
+	// Per hour: a decision's key then lives for minutes, so DBSIZE below still counts it
+	// (at 10 per second it expired 100ms after the Take, and the count read 0 when the
+	// machine was slow).
+	lim := store.Limit{Rate: 10, Period: time.Hour, Burst: 10}
 	for i, c := range []struct {
 		name, ref, env string
 		served         bool
