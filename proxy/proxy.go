@@ -135,9 +135,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.vals = make([]string, valsFixed+len(x.dec.Upstream.Set))
 	x.vals[valRequestID] = x.req.ID
-	h := w.Header()
-	h["X-Request-Id"] = x.value(valRequestID)
-	addHeaders(h, x.dec.Response)
+	// X-Request-Id and the decision's response headers go on the upstream's response
+	// (modifyResponse) or the error answer (proxyError), not on w now: ReverseProxy
+	// relays an upstream 1xx (100 Continue, 103 Early Hints) through w's header map and
+	// then clears it, which dropped them from the final response.
 	if x.upgrade && p.ws != nil {
 		w = p.ws.wrap(w, r, x)
 	}

@@ -175,15 +175,19 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// modifyResponse drops the upstream's X-Request-Id (the client gets the proxy's) and
-// closes the client connection after a refused upgrade: the raw scanner stopped
-// framing that connection at the upgrade request.
+// modifyResponse replaces the upstream's X-Request-Id with the proxy's, adds the
+// decision's response headers, and closes the client connection after a refused
+// upgrade: the raw scanner stopped framing that connection at the upgrade request.
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	delete(res.Header, "X-Request-Id")
-	if res.StatusCode != http.StatusSwitchingProtocols {
-		if x := exchangeFrom(res.Request.Context()); x != nil && x.upgrade {
-			res.Header["Connection"] = []string{"close"}
-		}
+	x := exchangeFrom(res.Request.Context())
+	if x == nil {
+		return nil
+	}
+	res.Header["X-Request-Id"] = x.value(valRequestID)
+	addHeaders(res.Header, x.dec.Response)
+	if res.StatusCode != http.StatusSwitchingProtocols && x.upgrade {
+		res.Header["Connection"] = []string{"close"}
 	}
 	return nil
 }
@@ -228,10 +232,16 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	h := w.Header()
-	if x := exchangeFrom(r.Context()); x != nil && x.upgrade {
-		h["Connection"] = []string{"close"}
+	id := ""
+	if x := exchangeFrom(r.Context()); x != nil {
+		id = x.req.ID
+		h["X-Request-Id"] = x.value(valRequestID)
+		addHeaders(h, x.dec.Response)
+		if x.upgrade {
+			h["Connection"] = []string{"close"}
+		}
 	}
-	writeJSONError(w, status, msg, reason, h.Get("X-Request-Id"))
+	writeJSONError(w, status, msg, reason, id)
 }
 
 // headerNames caches canonical forms of the lowercase header names decisions set, so
