@@ -139,8 +139,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// (modifyResponse) or the error answer (proxyError), not on w now: ReverseProxy
 	// relays an upstream 1xx (100 Continue, 103 Early Hints) through w's header map and
 	// then clears it, which dropped them from the final response.
-	if x.upgrade && p.ws != nil {
+	switch {
+	case x.upgrade && p.ws != nil:
 		w = p.ws.wrap(w, r, x)
+	case x.upgrade:
+		w = pipeWriter{w}
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
 }
