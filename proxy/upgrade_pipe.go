@@ -19,11 +19,21 @@ func (w pipeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // Hijack takes over the client connection, keeping net/http's buffered bytes first.
 func (w pipeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil || brw.Reader.Buffered() == 0 {
+	if err != nil {
 		return c, brw, err
 	}
-	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	return &earlyConn{Conn: c, early: append([]byte(nil), early...)}, brw, nil
+	return withEarly(c, brw), brw, nil
+}
+
+// withEarly returns c, or c behind the bytes brw had buffered from it (sent before
+// the 101: frames all the same).
+func withEarly(c net.Conn, brw *bufio.ReadWriter) net.Conn {
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return c
+	}
+	early, _ := brw.Reader.Peek(n)
+	return &earlyConn{Conn: c, early: append([]byte(nil), early...)}
 }
 
 // earlyConn reads early before the connection.
@@ -39,4 +49,13 @@ func (c *earlyConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection when it can (ReverseProxy calls it when the
+// upstream is done sending).
+func (c *earlyConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }

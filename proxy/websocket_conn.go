@@ -94,14 +94,10 @@ func (w *wsResponseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return c, brw, err
 	}
 	wc := &wsConn{
-		Conn: c, ws: w.ws, requestID: w.requestID, clientIP: w.clientIP,
+		Conn: withEarly(c, brw), ws: w.ws, requestID: w.requestID, clientIP: w.clientIP,
 		in:           newWSScanner(&w.ws.lim, w.allowRSV),
 		out:          newWSScanner(nil, false),
 		upstreamDone: make(chan struct{}),
-	}
-	if n := brw.Reader.Buffered(); n > 0 { // sent before the 101: frames all the same
-		early, _ := brw.Reader.Peek(n)
-		wc.early = append([]byte(nil), early...)
 	}
 	return wc, brw, nil
 }
@@ -119,7 +115,6 @@ type wsConn struct {
 
 	// Read side.
 	in       wsScanner
-	early    []byte // bytes net/http had buffered past the upgrade request
 	pending  []byte // released bytes not yet returned (reads smaller than wsSmallRead)
 	closing  []byte // the upstream's Close frame, returned after pending
 	readErr  error
@@ -181,7 +176,7 @@ func (c *wsConn) readFrames(p []byte) (int, error) {
 	for {
 		h := copy(p, c.in.hdr[:c.in.nhdr])
 		c.in.nhdr = 0
-		n, err := c.readSource(p[h:])
+		n, err := c.Conn.Read(p[h:])
 		ok, v := c.in.scan(p[:h+n])
 		if v != nil {
 			c.violate(v)
@@ -198,15 +193,6 @@ func (c *wsConn) readFrames(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-}
-
-func (c *wsConn) readSource(p []byte) (int, error) {
-	if len(c.early) > 0 {
-		n := copy(p, c.early)
-		c.early = c.early[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }
 
 // violate closes the tunnel for v: a Close frame to the client now (when the client
