@@ -23,7 +23,7 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	subject := fs.String("subject", "", "subject the key authenticates as (required)")
 	scopes := fs.String("scopes", "", "comma-separated scopes")
 	expires := fs.Duration("expires", 0, "lifetime, e.g. 2160h (0: never expires)")
-	if code, done := parseFlags(fs, args[1:]); done {
+	if code, done := parseOnlyFlags(fs, args[1:]); done {
 		return code
 	}
 	if *subject == "" {

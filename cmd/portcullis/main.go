@@ -66,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("version", "print the version", stderr)
-	if code, done := parseFlags(fs, args); done {
+	if code, done := parseOnlyFlags(fs, args); done {
 		return code
 	}
 	fmt.Fprintf(stdout, "portcullis %s\n", version)

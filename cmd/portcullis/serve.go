@@ -35,7 +35,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	boot := config.NewBootstrap(fs)
 	watch := fs.Duration("watch-interval", 2*time.Second, "how often to check the document for changes (0: only on SIGHUP)")
 	pprofOn := fs.Bool("pprof", false, "serve Go profiles at /debug/pprof/ on the admin listener")
-	if code, done := parseFlags(fs, args); done {
+	if code, done := parseOnlyFlags(fs, args); done {
 		return code
 	}
 	tuneGC()

@@ -13,7 +13,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		"as serve would. Each problem is printed on its own line as FILE:LINE:COL: path.to.field: message\n"+
 		"(exit 1); a valid document prints one summary line (exit 0).", stderr)
 	boot := config.NewBootstrap(fs)
-	if code, done := parseFlags(fs, args); done {
+	if code, done := parseOnlyFlags(fs, args); done {
 		return code
 	}
 	doc, err := boot.Load()

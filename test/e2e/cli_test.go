@@ -89,6 +89,21 @@ func TestCLIHelpAndVersion(t *testing.T) {
 	}
 }
 
+// A stray argument is refused: "validate new.yaml" used to ignore new.yaml and check
+// the default (or PORTCULLIS_CONFIG) document, so a CI gate written that way passed a
+// broken file (found by a second reader's review).
+func TestCLIRefusesStrayArguments(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(broken, []byte("a: b: c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"validate", broken}, {"serve", broken}, {"keys", "new", "--subject", "a", "extra"}, {"version", "extra"}} {
+		if code, _, errs := runCLI(t, args...); code != 2 || !strings.Contains(errs, "unexpected argument") {
+			t.Errorf("%v: exit %d, want 2 with the argument named (%s)", args, code, errs)
+		}
+	}
+}
+
 // keys new prints a key once and a config entry holding only its hash; the entry
 // validates and the key authenticates (checked by the quickstart tests for the demo key).
 func TestKeysNew(t *testing.T) {
