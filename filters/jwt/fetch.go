@@ -33,9 +33,11 @@ func newHTTPClient(o RemoteOptions) (*http.Client, error) {
 		TLSClientConfig:       tc,
 		TLSHandshakeTimeout:   o.Timeout,
 		ResponseHeaderTimeout: o.Timeout,
-		MaxIdleConns:          2,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+		// Fetches are minutes apart: no connection is kept between them, so none
+		// outlives the provider (one busy clearing a fetch canceled by Close is not
+		// idle when Close releases idle connections, and stayed open for ~90s).
+		DisableKeepAlives: true,
+		ForceAttemptHTTP2: true,
 	}
 	return &http.Client{
 		Transport: t,

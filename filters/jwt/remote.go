@@ -165,6 +165,8 @@ func (r *RemoteKeys) refreshEarly(ctx context.Context) bool {
 			return true
 		case <-ctx.Done():
 			return false
+		case <-r.done: // closed: the fetch this waits for will never run
+			return false
 		}
 	}
 	r.lastEarly = now
