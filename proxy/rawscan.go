@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"golang.org/x/net/http/httpguts"
 	"net/http"
 	"strings"
 )
@@ -35,6 +36,8 @@ var (
 	rejContentLength  = &rejection{http.StatusBadRequest, "framing.content_length", "malformed or repeated Content-Length"}
 	rejTransferCoding = &rejection{http.StatusBadRequest, "framing.transfer_encoding", "Transfer-Encoding must be exactly chunked, once, on HTTP/1.1"}
 	rejHost           = &rejection{http.StatusBadRequest, "framing.host", "repeated Host header, or an absolute-form target that disagrees with Host"}
+	rejNoHost         = &rejection{http.StatusBadRequest, "framing.host", "missing or malformed Host header"}
+	rejExpect         = &rejection{http.StatusExpectationFailed, "framing.expect", "the only accepted expectation is 100-continue"}
 	rejMethod         = &rejection{http.StatusBadRequest, "framing.method", "reserved method"}
 	rejChunked        = &rejection{http.StatusBadRequest, "framing.chunked", "malformed chunked body"}
 	rejHeaderBytes    = &rejection{http.StatusRequestHeaderFieldsTooLarge, "limits.header_bytes", "request header block too large"}
@@ -88,6 +91,7 @@ type blockFacts struct {
 	teLines       int
 	chunked       bool
 	upgrade       bool
+	connect       bool // CONNECT, which needs no Host (the handler refuses it)
 }
 
 // scanner is the framing state machine of one client connection. The zero value with
@@ -242,6 +246,9 @@ func (s *scanner) requestLine(l []byte) *rejection {
 			return rejTarget
 		}
 	}
+	if !validEscapes(target) {
+		return rejTarget
+	}
 	return s.targetForm(method, target)
 }
 
@@ -266,10 +273,27 @@ func (s *scanner) targetForm(method, target []byte) *rejection {
 		s.facts.authority = string(auth)
 		return nil
 	case string(method) == http.MethodConnect:
+		s.facts.connect = true
 		return nil
 	}
 	return rejTarget
 }
+
+// validEscapes reports whether every '%' in target starts a two-hex-digit escape, as
+// net/http requires (it answers a bad one itself, with no decision behind it).
+func validEscapes(target []byte) bool {
+	for i := 0; i < len(target); i++ {
+		if target[i] == '%' {
+			if i+2 >= len(target) || !isHex(target[i+1]) || !isHex(target[i+2]) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // field checks one header field line and records the framing facts.
 func (s *scanner) field(l []byte) *rejection {
@@ -303,6 +327,13 @@ func (s *scanner) field(l []byte) *rejection {
 		if f.hosts > 1 || f.absolute && !strings.EqualFold(string(value), f.authority) {
 			return rejHost
 		}
+		if !httpguts.ValidHostHeader(string(value)) {
+			return rejNoHost
+		}
+	case equalFold(name, "expect"):
+		if !equalFold(value, "100-continue") {
+			return rejExpect
+		}
 	case equalFold(name, "upgrade"):
 		f.upgrade = true
 	}
@@ -315,6 +346,10 @@ func (s *scanner) finish() *rejection {
 	s.searched, s.lineStart, s.lines, s.leading, s.reqLine = 0, 0, 0, 0, false
 	s.facts = blockFacts{}
 	switch {
+	case f.hosts == 0 && !f.http10 && !f.connect:
+		// net/http refuses an HTTP/1.1 request without Host itself, answering with
+		// no decision, no log line and no request id; refused here it gets all three.
+		return rejNoHost
 	case f.clLines > 0 && f.teLines > 0:
 		return rejCLAndTE
 	case f.teLines > 1 || f.teLines == 1 && (!f.chunked || f.http10):
