@@ -184,12 +184,18 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if x == nil {
 		return nil
 	}
-	res.Header["X-Request-Id"] = x.value(valRequestID)
-	addHeaders(res.Header, x.dec.Response)
+	x.setResponseHeaders(res.Header)
 	if res.StatusCode != http.StatusSwitchingProtocols && x.upgrade {
 		res.Header["Connection"] = []string{"close"}
 	}
 	return nil
+}
+
+// setResponseHeaders puts the proxy's X-Request-Id and the decision's response headers
+// on h, the header of the answer the client gets (the upstream's, or an error's).
+func (x *exchange) setResponseHeaders(h http.Header) {
+	h["X-Request-Id"] = x.value(valRequestID)
+	addHeaders(h, x.dec.Response)
 }
 
 // bodyRejection returns the framing rejection the raw scanner met in r's body, if
@@ -235,8 +241,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	id := ""
 	if x := exchangeFrom(r.Context()); x != nil {
 		id = x.req.ID
-		h["X-Request-Id"] = x.value(valRequestID)
-		addHeaders(h, x.dec.Response)
+		x.setResponseHeaders(h)
 		if x.upgrade {
 			h["Connection"] = []string{"close"}
 		}

@@ -47,10 +47,7 @@ func TestECDSASecondFormIsAReplay(t *testing.T) {
 	if err := s.Sign(m); err != nil {
 		t.Fatal(err)
 	}
-	req := func(h http.Header) *engine.Request {
-		return &engine.Request{Method: m.Method, Scheme: m.Scheme, Host: m.Authority, RawPath: m.RawPath,
-			Header: h, Body: m.Body, HasBody: true}
-	}
+	req := func(h http.Header) *engine.Request { return signedRequest(m, h) }
 	if _, err := a.Authenticate(context.Background(), req(m.Header)); err != nil {
 		t.Fatalf("original: %v", err)
 	}
@@ -106,10 +103,7 @@ func TestEachVerifiedLabelIsRemembered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	req := func(h http.Header) *engine.Request {
-		return &engine.Request{Method: m.Method, Scheme: m.Scheme, Host: m.Authority, RawPath: m.RawPath,
-			Header: h, Body: m.Body, HasBody: true}
-	}
+	req := func(h http.Header) *engine.Request { return signedRequest(m, h) }
 	if _, err := a.Authenticate(context.Background(), req(m.Header)); err != nil {
 		t.Fatalf("original: %v (Signature-Input %q)", err, m.Header.Values("Signature-Input"))
 	}
@@ -155,4 +149,11 @@ func TestGenericTargetBodyBoundary(t *testing.T) {
 	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); SignGeneric(hookSecret, ts, "POST", "/pay?amount=1", []byte(`{"ok":true}`)) != want {
 		t.Fatal("SignGeneric does not sign the documented input")
 	}
+}
+
+// signedRequest is the engine request for the signed message m, with header h (m's own,
+// or an attacker's edit of it).
+func signedRequest(m *httpsig.Message, h http.Header) *engine.Request {
+	return &engine.Request{Method: m.Method, Scheme: m.Scheme, Host: m.Authority, RawPath: m.RawPath,
+		Header: h, Body: m.Body, HasBody: true}
 }
