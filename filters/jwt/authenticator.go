@@ -202,17 +202,30 @@ func (a *Authenticator) verifyCached(ctx context.Context, tok string) (*verified
 		v = nil
 	}
 	if v == nil {
-		res, err, _ := a.flight.Do(string(key[:]), func() (any, error) {
-			v, err := a.verify(ctx, tok, now)
+		// The verification is shared by every request carrying this token, so it
+		// runs without the first caller's cancellation (an unknown-kid refresh is
+		// bounded by the fetch timeout) and each caller waits under its own context.
+		flight := a.flight.DoChan(string(key[:]), func() (any, error) {
+			// A flight that ended between our cache miss and this call has
+			// already cached the token: use it rather than verify again.
+			if v := a.cache.get(&key); v != nil && !v.key.Retired() {
+				return v, nil
+			}
+			v, err := a.verify(context.WithoutCancel(ctx), tok, now)
 			if err == nil {
 				a.cache.put(&key, v, now)
 			}
 			return v, err
 		})
-		if err != nil {
-			return nil, err
+		select {
+		case out := <-flight:
+			if out.Err != nil {
+				return nil, out.Err
+			}
+			v = out.Val.(*verified)
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		v = res.(*verified)
 	}
 	if err := checkTimes(&v.reg, now, a.opts.ClockSkew, a.opts.AllowMissingExp); err != nil {
 		return nil, err

@@ -27,7 +27,8 @@ type jwksServer struct {
 	status  int
 	stall   bool
 	cc      string
-	discoIs string // issuer announced by discovery ("" = the server URL)
+	discoIs string        // issuer announced by discovery ("" = the server URL)
+	hold    chan struct{} // when set, a JWKS fetch waits for it to close
 	fetches atomic.Int64
 }
 
@@ -41,6 +42,17 @@ func newJWKSServer(t *testing.T, body []byte) *jwksServer {
 }
 
 func (s *jwksServer) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	hold := s.hold
+	s.mu.Unlock()
+	if hold != nil && r.URL.Path == "/jwks" {
+		s.fetches.Add(1)
+		select { // bounded for the test's sake
+		case <-hold:
+		case <-time.After(10 * time.Second):
+		}
+		s.fetches.Add(-1) // counted once, below
+	}
 	s.mu.Lock()
 	body, status, stall, cc, iss := s.body, s.status, s.stall, s.cc, s.discoIs
 	s.mu.Unlock()
