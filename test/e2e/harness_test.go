@@ -49,12 +49,23 @@ func repoPath(parts ...string) string {
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeAddrs(t, 1)[0]
+}
+
+// freeAddrs returns n distinct free loopback addresses. Their listeners stay open until
+// all n are chosen: closed one by one, the kernel may hand the same port out twice.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer process and a reading test.
@@ -84,13 +95,54 @@ type sidecar struct {
 }
 
 // startSidecar runs serve with config and fresh loopback listeners (set through the
-// PORTCULLIS_* overrides), and waits until /readyz answers 200.
+// PORTCULLIS_* overrides), and waits until /readyz answers 200. A port taken by another
+// process between being chosen and being bound (tests run in parallel) starts it again
+// on new ones.
 func startSidecar(t *testing.T, config, upstream string, extraArgs ...string) *sidecar {
 	t.Helper()
-	s := &sidecar{proxy: freeAddr(t), grpc: freeAddr(t), admin: freeAddr(t), fwd: freeAddr(t),
+	for attempt := 1; ; attempt++ {
+		s := launch(t, config, upstream, extraArgs...)
+		if s.waitReady(t, attempt < 3) {
+			return s
+		}
+		t.Logf("sidecar lost a port to another process, starting again:\n%s", s.logs)
+	}
+}
+
+// waitReady waits until /readyz answers 200 and returns true. It fails the test if
+// the sidecar exits or is not ready in time, except that it returns false when
+// mayRetry and the sidecar exited because a port was taken.
+func (s *sidecar) waitReady(t *testing.T, mayRetry bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			if mayRetry && strings.Contains(s.logs.String(), "address already in use") {
+				return false
+			}
+			t.Fatalf("sidecar exited early:\n%s", s.logs)
+		default:
+		}
+		if resp, err := http.Get("http://" + s.admin + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return true
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("sidecar not ready:\n%s", s.logs)
+	return false
+}
+
+// launch starts serve on fresh loopback listeners without waiting for readiness.
+func launch(t *testing.T, config, upstream string, extraArgs ...string) *sidecar {
+	t.Helper()
+	addrs := freeAddrs(t, 4)
+	s := &sidecar{proxy: addrs[0], grpc: addrs[1], admin: addrs[2], fwd: addrs[3],
 		logs: &syncBuffer{}, done: make(chan struct{})}
-	args := append([]string{"serve", "--config", config}, extraArgs...)
-	s.cmd = exec.Command(binary, args...)
+	s.cmd = exec.Command(binary, append([]string{"serve", "--config", config}, extraArgs...)...)
 	s.cmd.Env = append(os.Environ(),
 		"PORTCULLIS_LISTENERS_PROXY="+s.proxy, "PORTCULLIS_LISTENERS_GRPC="+s.grpc,
 		"PORTCULLIS_LISTENERS_ADMIN="+s.admin, "PORTCULLIS_LISTENERS_FORWARD_AUTH="+s.fwd,
@@ -101,24 +153,7 @@ func startSidecar(t *testing.T, config, upstream string, extraArgs ...string) *s
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() { s.stop(t) })
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			t.Fatalf("sidecar exited early:\n%s", s.logs)
-		default:
-		}
-		resp, err := http.Get("http://" + s.admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("sidecar not ready:\n%s", s.logs)
-	return nil
+	return s
 }
 
 // stop sends SIGTERM and waits for a clean exit.

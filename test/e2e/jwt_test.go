@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -279,23 +278,6 @@ func pemPublic(t *testing.T, k *rsa.PublicKey) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-}
-
-// launch starts serve without waiting for readiness (harness's startSidecar waits).
-func launch(t *testing.T, config, upstream string) *sidecar {
-	t.Helper()
-	s := &sidecar{proxy: freeAddr(t), grpc: freeAddr(t), admin: freeAddr(t), fwd: freeAddr(t),
-		logs: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(binary, "serve", "--config", config)
-	s.cmd.Env = append(os.Environ(), "PORTCULLIS_LISTENERS_PROXY="+s.proxy, "PORTCULLIS_LISTENERS_GRPC="+s.grpc,
-		"PORTCULLIS_LISTENERS_ADMIN="+s.admin, "PORTCULLIS_LISTENERS_FORWARD_AUTH="+s.fwd, "PORTCULLIS_UPSTREAM_URL="+upstream)
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() { s.stop(t) })
-	return s
 }
 
 // readyz polls /readyz until match accepts its answer or the deadline passes.

@@ -115,24 +115,31 @@ func StartWith(t testing.TB, o Options) *Server {
 		}
 		t.Skip(msg)
 	}
-	port, err := freePort()
-	if err != nil {
-		t.Fatalf("redisharness: %v", err)
-	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), port: port, opts: o}
-	if o.Cluster {
-		// The bus's own port: by default it is the port + 10000, which a free port
-		// above 55535 cannot have (the server refuses to start).
-		if s.bus, err = freePort(); err != nil {
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), opts: o}
+	t.Cleanup(s.Stop)
+	// A port chosen free may be bound by another process (tests run in parallel)
+	// before the server binds it: start again on new ones.
+	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(2)
+		if err != nil {
 			t.Fatalf("redisharness: %v", err)
 		}
+		// The bus's own port (cluster mode): by default it is the port + 10000, which
+		// a free port above 55535 cannot have (the server refuses to start).
+		s.port, s.bus = ports[0], ports[1]
+		err = s.start()
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatalf("redisharness: %v", err)
+		}
+		t.Logf("redisharness: %v; starting again on other ports", err)
 	}
-	t.Cleanup(s.Stop)
-	if err := s.start(); err != nil {
-		t.Fatalf("redisharness: %v", err)
-	}
-	return s
 }
+
+// errPortTaken reports a server that could not have its port.
+var errPortTaken = errors.New("port taken by another process")
 
 // Addr returns the server's host:port on 127.0.0.1.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
@@ -169,7 +176,7 @@ func (s *Server) start() error {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if err := s.ping(); err == nil {
-			return nil
+			return s.checkOwnLocked()
 		} else if time.Now().After(deadline) {
 			s.stopLocked()
 			return fmt.Errorf("%s on %s did not answer PING: %w (log: %s)", s.bin, s.Addr(), err, s.logTail())
@@ -177,6 +184,9 @@ func (s *Server) start() error {
 		select {
 		case <-exited:
 			s.cmd = nil
+			if log := s.logTail(); strings.Contains(log, "Address already in use") {
+				return fmt.Errorf("%s on %s: %w (log: %s)", s.bin, s.Addr(), errPortTaken, log)
+			}
 			return fmt.Errorf("%s exited at start (log: %s)", s.bin, s.logTail())
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -357,14 +367,36 @@ func roundTrip(c net.Conn, r *bufio.Reader, args ...string) (string, error) {
 	return "", fmt.Errorf("unsupported reply %q", line)
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+// freePorts asks the kernel for n distinct free loopback ports.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	for i := range ports { // held open until all are chosen, so they differ
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
+}
+
+// checkOwnLocked makes sure the server answering on the port is the process just
+// started, not another test's server that had the port first (ours then exits).
+func (s *Server) checkOwnLocked() error {
+	info, err := s.Command("INFO", "server")
+	if err != nil && strings.HasPrefix(err.Error(), "NOAUTH") {
+		return nil // a password the harness was not given: ping accepted it the same way
+	}
+	if err != nil {
+		return fmt.Errorf("%s on %s: INFO: %w", s.bin, s.Addr(), err)
+	}
+	want := "process_id:" + strconv.Itoa(s.cmd.Process.Pid) + "\r\n"
+	if strings.Contains(info, want) {
+		return nil
+	}
+	s.stopLocked()
+	return fmt.Errorf("%s on %s: another server answers: %w", s.bin, s.Addr(), errPortTaken)
 }
 
 // clusterSlots is the number of hash slots in a Redis/Valkey cluster.

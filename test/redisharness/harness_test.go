@@ -65,3 +65,16 @@ func TestStartCluster(t *testing.T) {
 		t.Fatalf("cluster info: %q %v", info, err)
 	}
 }
+
+// A server whose port another server already has exits at start, while the other one
+// answers its PING: start must not take the other server for it.
+func TestPortTakenIsDetected(t *testing.T) {
+	first := Start(t)
+	second := &Server{t: t, bin: first.bin, dir: t.TempDir(), port: first.port}
+	second.bus = first.port + 1
+	t.Cleanup(second.Stop)
+	err := second.start()
+	if !errors.Is(err, errPortTaken) {
+		t.Fatalf("start on a taken port: %v, want errPortTaken", err)
+	}
+}
