@@ -62,7 +62,8 @@ func Defaults() *Document {
 		Identity: Identity{HeaderPrefix: "x-portcullis-"},
 		Server: Server{
 			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 15 * time.Second,
-			MaxHeaderBytes: 61440, MaxHeaderCount: 100, MaxBodyBytes: 10 << 20,
+			StreamIdleTimeout: 5 * time.Minute,
+			MaxHeaderBytes:    61440, MaxHeaderCount: 100, MaxBodyBytes: 10 << 20,
 			WebSocket: ServerWebSocket{MaxMessageBytes: 1 << 20},
 		},
 		Log:   Log{Level: "info", Decisions: "all"},

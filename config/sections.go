@@ -147,6 +147,11 @@ type Server struct {
 	MaxHeaderCount    int           `yaml:"max_header_count"`    // default 100
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`      // default 10485760
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`    // default 15s
+	// StreamIdleTimeout bounds each read and write of an exchange on the proxy that
+	// waits on the client or the upstream (a stalled request body, a client that
+	// stops reading, an upstream that stops sending its body). Default 5m, Envoy's
+	// stream_idle_timeout.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
 
 	// WebSocket limits the messages of upgraded connections on the proxy.
 	WebSocket ServerWebSocket `yaml:"websocket"`
@@ -185,6 +190,7 @@ func (s *Server) Validate(v *Validator, path string) {
 	positive(v, path, "max_header_count", s.MaxHeaderCount)
 	positive(v, path, "max_body_bytes", s.MaxBodyBytes)
 	positive(v, path, "shutdown_timeout", s.ShutdownTimeout)
+	positive(v, path, "stream_idle_timeout", s.StreamIdleTimeout)
 }
 
 // Log configures logging.

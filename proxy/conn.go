@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // syntheticReject replaces a rejected header block in the byte stream net/http reads.
@@ -39,8 +40,33 @@ type conn struct {
 	// answer with (net/http may report it only as a canceled request).
 	bodyRejected atomic.Pointer[rejection]
 
+	// wd bounds each write to the client by the stream idle timeout.
+	wd writeDeadlines
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// Write sends bytes to the client. With a stream idle timeout, a write the client does
+// not take within it fails (a client that stopped reading its response).
+func (c *conn) Write(p []byte) (int, error) {
+	if c.wd.idle > 0 {
+		_ = c.Conn.SetWriteDeadline(c.wd.next())
+	}
+	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline sets a deadline that later writes keep when it is earlier than
+// their idle deadline.
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	c.wd.set(t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines; the write one as SetWriteDeadline does.
+func (c *conn) SetDeadline(t time.Time) error {
+	c.wd.set(t)
+	return c.Conn.SetDeadline(t)
 }
 
 // Read gives net/http the verified bytes of the connection. A whole header block is
@@ -170,15 +196,16 @@ func connFrom(ctx context.Context) *conn {
 // outlive http.Server.Shutdown (hijacked upgrades) can be drained and closed.
 type listener struct {
 	net.Listener
-	lim scanLimits
+	lim  scanLimits
+	idle time.Duration // stream idle timeout for writes to clients; 0: none
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 	empty chan struct{} // closed when conns becomes empty; nil until waitEmpty
 }
 
-func newListener(ln net.Listener, lim scanLimits) *listener {
-	return &listener{Listener: ln, lim: lim, conns: make(map[*conn]struct{})}
+func newListener(ln net.Listener, lim scanLimits, idle time.Duration) *listener {
+	return &listener{Listener: ln, lim: lim, idle: idle, conns: make(map[*conn]struct{})}
 }
 
 // Accept returns the next connection, wrapped for scanning.
@@ -188,6 +215,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	c := &conn{Conn: nc, ln: l, sc: scanner{lim: l.lim}}
+	c.wd.idle = l.idle
 	l.mu.Lock()
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +27,7 @@ const (
 	DefaultMaxHeaderBytes        = 60 << 10 // like Envoy
 	DefaultMaxHeaderCount        = 100
 	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultStreamIdleTimeout     = 5 * time.Minute // Envoy's stream_idle_timeout
 )
 
 // Options configure a Proxy. Only Engine and Upstream are required.
@@ -61,6 +63,15 @@ type Options struct {
 	// MaxBodyBytes caps every request body (413 above); 0 means no global cap. Routes
 	// whose stages read the body are also bounded by their own body limit.
 	MaxBodyBytes int64
+	// StreamIdleTimeout bounds each read and write that waits on a peer during an
+	// exchange: the client sending its request body or taking its response (one
+	// write, at most 32 KiB), the upstream taking the request body. A client body
+	// that stalls gets 408 body.timeout; any other stall ends the exchange and its
+	// connections. Reads from the upstream (its response body) get the larger of
+	// this and ResponseHeaderTimeout, so waiting for a response head stays
+	// ResponseHeaderTimeout's. An upgraded connection's upstream side is exempt (an
+	// idle WebSocket is not a stalled one). Default 5m; negative: none.
+	StreamIdleTimeout time.Duration
 
 	// WebSocket configures upgraded connections.
 	WebSocket WebSocketOptions
@@ -124,6 +135,10 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	def(&o.IdleTimeout, DefaultIdleTimeout)
 	def(&o.ShutdownTimeout, DefaultShutdownTimeout)
+	def(&o.StreamIdleTimeout, DefaultStreamIdleTimeout)
+	if o.StreamIdleTimeout < 0 {
+		o.StreamIdleTimeout = 0
+	}
 	if o.MaxIdleConnsPerHost == 0 {
 		o.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
@@ -142,9 +157,19 @@ func (o Options) withDefaults() (Options, error) {
 // newTransport builds the upstream connection pool (PROXY.md §17).
 func (o *Options) newTransport() *http.Transport {
 	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	dial := d.DialContext
+	if idle := o.StreamIdleTimeout; idle > 0 {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &upstreamConn{Conn: c, idle: idle, readIdle: max(idle, o.ResponseHeaderTimeout)}, nil
+		}
+	}
 	return &http.Transport{
 		Proxy:                  nil, // a sidecar never follows HTTP_PROXY
-		DialContext:            d.DialContext,
+		DialContext:            dial,
 		MaxIdleConns:           0, // no global cap; per host below
 		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
 		IdleConnTimeout:        o.IdleConnTimeout,

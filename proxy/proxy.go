@@ -24,6 +24,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
 	"strings"
@@ -62,6 +63,8 @@ type exchange struct {
 	vals    []string
 	trusted bool // the TCP peer is a configured trusted proxy
 	upgrade bool // the request carries Upgrade: the connection ends unless it switches
+	// upstreamConn carries an upgrade request (nil otherwise, or with another transport).
+	upstreamConn *upstreamConn
 }
 
 type exchangeKey struct{}
@@ -118,8 +121,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// one, and the transport would hold the body back waiting for it.
 		delete(r.Header, "Expect")
 	}
-	if p.o.MaxBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
-		r.Body = http.MaxBytesReader(w, r.Body, p.o.MaxBodyBytes)
+	if r.Body != nil && r.Body != http.NoBody {
+		// The body's wrappers go on a copy of the request: after the handler,
+		// net/http looks at the request's own Body to decide whether to drain it, and
+		// draining a wrapper sends the 100 Continue a denied request must never get.
+		r = r.WithContext(r.Context())
+		if c := connFrom(r.Context()); c != nil && p.o.StreamIdleTimeout > 0 {
+			r.Body = &idleBody{ReadCloser: r.Body, c: c, timeout: p.o.StreamIdleTimeout}
+		}
+		if p.o.MaxBodyBytes > 0 {
+			r.Body = http.MaxBytesReader(w, r.Body, p.o.MaxBodyBytes)
+		}
 	}
 	if limit > 0 {
 		if rej := p.readBody(r, &x.req, limit); rej != nil {
@@ -145,7 +157,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case x.upgrade:
 		w = pipeWriter{w}
 	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	if x.upgrade && p.o.StreamIdleTimeout > 0 {
+		// The upstream connection of a switch leaves the idle timeout (modifyResponse).
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { x.upstreamConn = upgradeable(i.Conn) },
+		})
+	}
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
 func (p *Proxy) release(x *exchange) {

@@ -119,6 +119,10 @@ func (p *Proxy) readBody(r *http.Request, req *engine.Request, limit int64) *rej
 		if errors.As(err, &tooLarge) {
 			return refBodyTooLarge
 		}
+		var rej *rejection
+		if errors.As(err, &rej) { // the idle timeout, or framing the raw scanner refused
+			return rej
+		}
 		return refBodyRead
 	}
 	req.Body = buf

@@ -188,6 +188,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.StatusCode != http.StatusSwitchingProtocols && x.upgrade {
 		res.Header["Connection"] = []string{"close"}
 	}
+	if res.StatusCode == http.StatusSwitchingProtocols && x.upstreamConn != nil {
+		x.upstreamConn.upgrade()
+	}
 	return nil
 }
 
@@ -245,6 +248,11 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		if x.upgrade {
 			h["Connection"] = []string{"close"}
 		}
+	}
+	if framing != nil || tooLarge != nil {
+		// The rest of the body cannot be read: net/http must not try to drain it
+		// before answering (it would wait on a stalled client).
+		h["Connection"] = []string{"close"}
 	}
 	writeJSONError(w, status, msg, reason, id)
 }

@@ -16,7 +16,7 @@ import (
 // accepted connection goes through the raw scanner. Serve returns nil after a drain
 // that finished in time.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	sl := newListener(ln, scanLimits{maxHeaderBytes: p.o.MaxHeaderBytes, maxHeaderCount: p.o.MaxHeaderCount})
+	sl := newListener(ln, scanLimits{maxHeaderBytes: p.o.MaxHeaderBytes, maxHeaderCount: p.o.MaxHeaderCount}, p.o.StreamIdleTimeout)
 	srv := p.server()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(sl) }()

@@ -212,7 +212,8 @@ func (s *server) serveProxy(ctx context.Context, g *errgroup.Group, doc *config.
 		IdleConnTimeout: doc.Upstream.Timeouts.IdleConn, MaxIdleConnsPerHost: doc.Upstream.MaxIdleConnsPerHost,
 		TrustedProxies:    doc.Network.TrustedProxies,
 		ReadHeaderTimeout: doc.Server.ReadHeaderTimeout, IdleTimeout: doc.Server.IdleTimeout,
-		ShutdownTimeout: doc.Server.ShutdownTimeout, MaxHeaderBytes: doc.Server.MaxHeaderBytes,
+		ShutdownTimeout: doc.Server.ShutdownTimeout, StreamIdleTimeout: doc.Server.StreamIdleTimeout,
+		MaxHeaderBytes: doc.Server.MaxHeaderBytes,
 		MaxHeaderCount: doc.Server.MaxHeaderCount, MaxBodyBytes: doc.Server.MaxBodyBytes,
 		WebSocket: proxy.WebSocketOptions{
 			MaxMessageBytes: doc.Server.WebSocket.MaxMessageBytes, MessagesPerSecond: doc.Server.WebSocket.MessagesPerSecond,

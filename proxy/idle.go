@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// The stream idle timeout bounds every read and write of an exchange that waits on a
+// peer: a client that stops sending its request body (Slowloris on the body, which
+// ReadHeaderTimeout does not cover) or stops reading its response, and an upstream
+// that stops sending its response or reading the request body. Without it each such
+// peer holds a goroutine and an upstream connection for as long as it likes.
+// Deadlines are per call, so a slow peer that keeps making progress is not cut off;
+// waiting for the upstream's response head stays ResponseHeaderTimeout's job.
+
+// refBodyTimeout answers a client that sent nothing of its request body for the idle
+// timeout.
+var refBodyTimeout = &rejection{408, "body.timeout", "request body timed out"}
+
+// idleBody bounds each read of a request body by the connection's read deadline. The
+// deadline is cleared when the body ends, fails or is closed: net/http's background
+// read after the body (which watches for the client going away while the upstream
+// answers) must not inherit it, or a slow upstream would cancel the request.
+type idleBody struct {
+	io.ReadCloser
+	c       *conn
+	timeout time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	_ = b.c.SetReadDeadline(time.Now().Add(b.timeout))
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline stays expired, so nothing reads this connection again
+		// (net/http would try to drain the rest of the body). Recorded on the
+		// connection too: net/http cancels the request when a read fails, so the
+		// transport may report only the cancellation.
+		b.c.bodyRejected.Store(refBodyTimeout)
+		return n, refBodyTimeout
+	case err != nil:
+		_ = b.c.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	_ = b.c.SetReadDeadline(time.Time{})
+	return b.ReadCloser.Close()
+}
+
+// writeDeadlines gives each write to a peer an idle deadline, unless an earlier one
+// was set explicitly (the WebSocket close handshake bounds its last write that way).
+type writeDeadlines struct {
+	idle     time.Duration
+	explicit atomic.Int64 // UnixNano of the deadline set through SetWriteDeadline; 0: none
+}
+
+// next returns the deadline for a write starting now.
+func (w *writeDeadlines) next() time.Time {
+	d := time.Now().Add(w.idle)
+	if e := w.explicit.Load(); e != 0 && e < d.UnixNano() {
+		return time.Unix(0, e)
+	}
+	return d
+}
+
+// set records a deadline set explicitly.
+func (w *writeDeadlines) set(t time.Time) {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	w.explicit.Store(ns)
+}
+
+// upstreamConn is a connection to the upstream whose writes each get the idle
+// deadline and whose reads each get readIdle, the larger of it and the response header
+// timeout (so waiting for a response head stays that timeout's), until the connection
+// is upgraded: an idle WebSocket is not a stalled exchange (its limits are the
+// WebSocket options').
+type upstreamConn struct {
+	net.Conn
+	idle, readIdle time.Duration
+	upgraded       atomic.Bool
+}
+
+func (c *upstreamConn) Read(p []byte) (int, error) {
+	if !c.upgraded.Load() {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.readIdle))
+	}
+	return c.Conn.Read(p)
+}
+
+// Write also renews the read deadline: the transport's reader may have been waiting
+// since the connection went idle in the pool, and the answer to what is written now
+// gets the whole read timeout.
+func (c *upstreamConn) Write(p []byte) (int, error) {
+	if !c.upgraded.Load() {
+		now := time.Now()
+		_ = c.Conn.SetWriteDeadline(now.Add(c.idle))
+		_ = c.Conn.SetReadDeadline(now.Add(c.readIdle))
+	}
+	return c.Conn.Write(p)
+}
+
+// upgrade lifts the idle deadlines from a connection that switched protocols.
+func (c *upstreamConn) upgrade() {
+	c.upgraded.Store(true)
+	_ = c.Conn.SetDeadline(time.Time{})
+}
+
+// upgradeable returns the upstreamConn under c (a TLS connection's too), or nil.
+func upgradeable(c net.Conn) *upstreamConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	uc, _ := c.(*upstreamConn)
+	return uc
+}
