@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -140,6 +142,22 @@ func TestQuickstartProxy(t *testing.T) {
 		t.Fatalf("public route: %d", resp.StatusCode)
 	}
 	up.next(t)
+
+	// A denied upload with Expect: 100-continue gets its 401 without a 100 Continue and
+	// without sending its body (PROXY.md §14), with the default body cap in place.
+	c, err := net.DialTimeout("tcp", s.proxy, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "POST /api/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 401 {
+		t.Fatalf("denied Expect: 100-continue: %v %v, want 401 first", resp, err)
+	}
+	up.none(t)
+
 	if strings.Contains(s.logs.String(), key[12:]) {
 		t.Fatal("the API key appears in the logs")
 	}
