@@ -191,7 +191,7 @@ func TestBuildHMACReplayAcrossReplicas(t *testing.T) {
 		"memory": func(*testing.T) store.Store { return store.NewMemory(store.MemoryOptions{}) },
 		"valkey": func(t *testing.T) store.Store {
 			srv := redisharness.Start(t)
-			s, err := valkeystore.New(valkeystore.Options{Addrs: []string{srv.Addr()}})
+			s, err := valkeystore.New(valkeystore.Options{Addrs: []string{srv.Addr()}, Timeout: 2 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

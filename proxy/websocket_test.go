@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"io"
 	"math"
-	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -29,13 +29,16 @@ func startWSProxy(t *testing.T, ws WebSocketOptions) (*harness, *wsEchoUpstream,
 		o.WebSocket = ws
 		o.Logger = zap.New(core)
 	})
-	// Serve's accept loop runs once a connection was accepted: the goroutine count is
-	// stable from there on.
-	c, err := net.Dial("tcp", h.addr)
+	// One full exchange before any test takes its goroutine baseline: a dial that was
+	// only accepted did not show that Serve's accept loop had started, and a baseline
+	// taken before it was one short.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	res, err := client.Get("http://" + h.addr + "/public/warm-up")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
 	return h, up, rec
 }
 

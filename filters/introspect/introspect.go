@@ -128,6 +128,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *engine.Request) (*e
 		// the caller's cancellation, bounded by the client's timeout, and each caller
 		// waits for it under its own context.
 		flight := a.flight.DoChan(string(key[:]), func() (any, error) {
+			// A flight that ended between our cache miss and this call has already
+			// cached the outcome: use it rather than call the endpoint again.
+			if res := a.cache.get(key, now); res != nil {
+				return res, nil
+			}
 			return a.introspect(context.WithoutCancel(ctx), tok, key, now)
 		})
 		select {

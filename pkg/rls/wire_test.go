@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
@@ -193,11 +194,18 @@ func FuzzDecodeRequest(f *testing.F) {
 // than before) and compares each answer with a fresh one from a second server fed the
 // same requests: nothing of an earlier answer may show in a later one.
 func TestPooledAnswersAreReset(t *testing.T) {
-	fresh, err := New(memoryOptions())
+	// Both servers read one frozen clock: on their own coarse clocks, a tick between
+	// the two calls of an iteration made their durations differ.
+	now := time.Unix(1_900_000_000, 0)
+	frozen := func() Options {
+		m := store.NewMemory(store.MemoryOptions{Clock: func() time.Time { return now }})
+		return Options{Domains: testDomains, Limiter: func(store.Policy) store.Limiter { return m }}
+	}
+	fresh, err := New(frozen())
 	if err != nil {
 		t.Fatal(err)
 	}
-	reused, err := New(memoryOptions())
+	reused, err := New(frozen())
 	if err != nil {
 		t.Fatal(err)
 	}

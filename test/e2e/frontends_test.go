@@ -37,7 +37,9 @@ func TestForwardAuthListener(t *testing.T) {
 // process exits 0.
 func TestGracefulDrainOnSIGTERM(t *testing.T) {
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		<-release
 		_, _ = io.WriteString(w, "finished")
 	}))
@@ -62,7 +64,11 @@ func TestGracefulDrainOnSIGTERM(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		done <- result{status: resp.StatusCode, body: string(b)}
 	}()
-	time.Sleep(300 * time.Millisecond) // the request is now waiting in the upstream
+	select { // the request is now waiting in the upstream
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
