@@ -51,7 +51,9 @@ type conn struct {
 // not take within it fails (a client that stopped reading its response).
 func (c *conn) Write(p []byte) (int, error) {
 	if c.wd.idle > 0 {
-		_ = c.Conn.SetWriteDeadline(c.wd.next())
+		if d, ok := c.wd.next(); ok {
+			_ = c.Conn.SetWriteDeadline(d)
+		}
 	}
 	return c.Conn.Write(p)
 }

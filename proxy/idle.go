@@ -54,20 +54,47 @@ func (b *idleBody) Close() error {
 	return b.ReadCloser.Close()
 }
 
-// writeDeadlines gives each write to a peer an idle deadline, unless an earlier one
-// was set explicitly (the WebSocket close handshake bounds its last write that way).
+// renewal decides when an idle deadline is renewed. Setting a deadline costs about
+// 250 ns (a runtime timer change) and would happen several times per request, so a
+// deadline set less than idle/64 ago is kept: each read or write still gets at least
+// 63/64 of the timeout.
+type renewal struct {
+	idle time.Duration
+	last atomic.Int64 // UnixNano of the last renewal; 0: none
+}
+
+// due returns the deadline for an operation starting now, and false when the one in
+// place is recent enough.
+func (r *renewal) due() (time.Time, bool) {
+	now := time.Now()
+	n := now.UnixNano()
+	if n-r.last.Load() < int64(r.idle>>6) {
+		return time.Time{}, false
+	}
+	r.last.Store(n)
+	return now.Add(r.idle), true
+}
+
+// writeDeadlines gives each write to a client the idle deadline, or a deadline set
+// explicitly when that is earlier (the WebSocket close handshake bounds its last
+// write that way).
 type writeDeadlines struct {
-	idle     time.Duration
+	renewal
 	explicit atomic.Int64 // UnixNano of the deadline set through SetWriteDeadline; 0: none
 }
 
-// next returns the deadline for a write starting now.
-func (w *writeDeadlines) next() time.Time {
-	d := time.Now().Add(w.idle)
-	if e := w.explicit.Load(); e != 0 && e < d.UnixNano() {
-		return time.Unix(0, e)
+// next returns the deadline to set for a write starting now, and false when the one
+// in place stands.
+func (w *writeDeadlines) next() (time.Time, bool) {
+	e := w.explicit.Load()
+	if e == 0 {
+		return w.due()
 	}
-	return d
+	d := time.Now().Add(w.idle)
+	if e < d.UnixNano() {
+		d = time.Unix(0, e)
+	}
+	return d, true
 }
 
 // set records a deadline set explicitly.
@@ -77,36 +104,39 @@ func (w *writeDeadlines) set(t time.Time) {
 		ns = t.UnixNano()
 	}
 	w.explicit.Store(ns)
+	w.last.Store(0) // the next write sets its own deadline again
 }
 
-// upstreamConn is a connection to the upstream whose writes each get the idle
-// deadline and whose reads each get readIdle, the larger of it and the response header
-// timeout (so waiting for a response head stays that timeout's), until the connection
-// is upgraded: an idle WebSocket is not a stalled exchange (its limits are the
-// WebSocket options').
+// upstreamConn is a connection to the upstream whose reads and writes each get a
+// deadline of the larger of the idle timeout and the response header timeout (so
+// waiting for a response head stays that timeout's), until the connection is
+// upgraded: an idle WebSocket is not a stalled exchange (its limits are the WebSocket
+// options'). A write renews the read deadline too: the transport's reader may have
+// been waiting since the connection went idle in the pool, and the answer to what is
+// written now gets the whole timeout.
 type upstreamConn struct {
 	net.Conn
-	idle, readIdle time.Duration
-	upgraded       atomic.Bool
+	renewal
+	upgraded atomic.Bool
 }
 
 func (c *upstreamConn) Read(p []byte) (int, error) {
-	if !c.upgraded.Load() {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.readIdle))
-	}
+	c.renew()
 	return c.Conn.Read(p)
 }
 
-// Write also renews the read deadline: the transport's reader may have been waiting
-// since the connection went idle in the pool, and the answer to what is written now
-// gets the whole read timeout.
 func (c *upstreamConn) Write(p []byte) (int, error) {
-	if !c.upgraded.Load() {
-		now := time.Now()
-		_ = c.Conn.SetWriteDeadline(now.Add(c.idle))
-		_ = c.Conn.SetReadDeadline(now.Add(c.readIdle))
-	}
+	c.renew()
 	return c.Conn.Write(p)
+}
+
+func (c *upstreamConn) renew() {
+	if c.upgraded.Load() {
+		return
+	}
+	if d, ok := c.due(); ok {
+		_ = c.Conn.SetDeadline(d)
+	}
 }
 
 // upgrade lifts the idle deadlines from a connection that switched protocols.

@@ -65,10 +65,10 @@ type Options struct {
 	MaxBodyBytes int64
 	// StreamIdleTimeout bounds each read and write that waits on a peer during an
 	// exchange: the client sending its request body or taking its response (one
-	// write, at most 32 KiB), the upstream taking the request body. A client body
-	// that stalls gets 408 body.timeout; any other stall ends the exchange and its
-	// connections. Reads from the upstream (its response body) get the larger of
-	// this and ResponseHeaderTimeout, so waiting for a response head stays
+	// write, at most 32 KiB). A client body that stalls gets 408 body.timeout; any
+	// other stall ends the exchange and its connections. The upstream side (taking
+	// the request body, sending the response body) gets the larger of this and
+	// ResponseHeaderTimeout, so waiting for a response head stays
 	// ResponseHeaderTimeout's. An upgraded connection's upstream side is exempt (an
 	// idle WebSocket is not a stalled one). Default 5m; negative: none.
 	StreamIdleTimeout time.Duration
@@ -164,7 +164,7 @@ func (o *Options) newTransport() *http.Transport {
 			if err != nil {
 				return nil, err
 			}
-			return &upstreamConn{Conn: c, idle: idle, readIdle: max(idle, o.ResponseHeaderTimeout)}, nil
+			return &upstreamConn{Conn: c, renewal: renewal{idle: max(idle, o.ResponseHeaderTimeout)}}, nil
 		}
 	}
 	return &http.Transport{

@@ -117,9 +117,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.writeDecision(w, x)
 			return
 		}
-		// The client will have had its 100 from here: the upstream's would be a second
-		// one, and the transport would hold the body back waiting for it.
-		delete(r.Header, "Expect")
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		// The body's wrappers go on a copy of the request: after the handler,
@@ -144,6 +141,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !x.dec.Allow {
 		p.writeDecision(w, x)
 		return
+	}
+	if expectsContinue(r) {
+		// The proxy answers Expect itself, as Envoy does by default
+		// (proxy_100_continue: false): net/http sends the client its 100 when the
+		// transport first reads the body. Forwarded, it raced the upstream's own 100,
+		// relayed as a second one, and the transport held the body back waiting for it.
+		delete(r.Header, "Expect")
 	}
 	x.vals = make([]string, valsFixed+len(x.dec.Upstream.Set))
 	x.vals[valRequestID] = x.req.ID
