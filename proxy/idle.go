@@ -30,6 +30,7 @@ type idleBody struct {
 	io.ReadCloser
 	c       *conn
 	timeout time.Duration
+	ended   atomic.Bool // the body hit EOF or failed: its deadline is settled
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
@@ -41,9 +42,11 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		// (net/http would try to drain the rest of the body). Recorded on the
 		// connection too: net/http cancels the request when a read fails, so the
 		// transport may report only the cancellation.
+		b.ended.Store(true)
 		b.c.bodyRejected.Store(refBodyTimeout)
 		return n, refBodyTimeout
 	case err != nil:
+		b.ended.Store(true)
 		_ = b.c.SetReadDeadline(time.Time{})
 	}
 	return n, err
@@ -109,9 +112,9 @@ func (w *writeDeadlines) set(t time.Time) {
 
 // upstreamConn is a connection to the upstream whose reads and writes each get a
 // deadline of the larger of the idle timeout and the response header timeout (so
-// waiting for a response head stays that timeout's), until the connection is
-// upgraded: an idle WebSocket is not a stalled exchange (its limits are the WebSocket
-// options'). A write renews the read deadline too: the transport's reader may have
+// waiting for a response head stays that timeout's). After an upgrade only writes
+// keep theirs: an idle WebSocket is not a stalled exchange, an upstream that does not
+// take what it is sent is. A write renews the read deadline too: the transport's reader may have
 // been waiting since the connection went idle in the pool, and the answer to what is
 // written now gets the whole timeout.
 type upstreamConn struct {
@@ -126,7 +129,15 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
-	c.renew()
+	if c.upgraded.Load() {
+		// An idle WebSocket has no write pending; a write the upstream does not
+		// take is a stall all the same.
+		if d, ok := c.due(); ok {
+			_ = c.Conn.SetWriteDeadline(d)
+		}
+	} else {
+		c.renew()
+	}
 	return c.Conn.Write(p)
 }
 
@@ -139,9 +150,10 @@ func (c *upstreamConn) renew() {
 	}
 }
 
-// upgrade lifts the idle deadlines from a connection that switched protocols.
+// upgrade lifts the read deadline from a connection that switched protocols.
 func (c *upstreamConn) upgrade() {
 	c.upgraded.Store(true)
+	c.last.Store(0) // the next write sets its own deadline
 	_ = c.Conn.SetDeadline(time.Time{})
 }
 
@@ -152,4 +164,13 @@ func upgradeable(c net.Conn) *upstreamConn {
 	}
 	uc, _ := c.(*upstreamConn)
 	return uc
+}
+
+// CloseWrite half-closes the connection: ReverseProxy forwards a client's half-close
+// of an upgraded connection through it, and tears the tunnel down when it fails.
+func (c *upstreamConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }

@@ -69,8 +69,10 @@ type Options struct {
 	// other stall ends the exchange and its connections. The upstream side (taking
 	// the request body, sending the response body) gets the larger of this and
 	// ResponseHeaderTimeout, so waiting for a response head stays
-	// ResponseHeaderTimeout's. An upgraded connection's upstream side is exempt (an
-	// idle WebSocket is not a stalled one). Default 5m; negative: none.
+	// ResponseHeaderTimeout's. After an upgrade only reads are exempt (an idle
+	// WebSocket is not a stalled one). A body the handler never reads (a denied
+	// request) is drained by net/http under the same bound. Default 5m; negative:
+	// none.
 	StreamIdleTimeout time.Duration
 
 	// WebSocket configures upgraded connections.
@@ -158,7 +160,12 @@ func (o Options) withDefaults() (Options, error) {
 func (o *Options) newTransport() *http.Transport {
 	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
 	dial := d.DialContext
+	idleConn := o.IdleConnTimeout
 	if idle := o.StreamIdleTimeout; idle > 0 {
+		// A pooled connection keeps a read pending under the idle deadline: the pool
+		// must drop it well before that deadline fires, or a request put on it at that
+		// moment fails (the transport does not retry a request with a body).
+		idleConn = min(idleConn, max(idle, o.ResponseHeaderTimeout)/2)
 		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
 			if err != nil {
@@ -172,7 +179,7 @@ func (o *Options) newTransport() *http.Transport {
 		DialContext:            dial,
 		MaxIdleConns:           0, // no global cap; per host below
 		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
-		IdleConnTimeout:        o.IdleConnTimeout,
+		IdleConnTimeout:        idleConn,
 		ResponseHeaderTimeout:  o.ResponseHeaderTimeout,
 		TLSHandshakeTimeout:    10 * time.Second,
 		ExpectContinueTimeout:  time.Second,

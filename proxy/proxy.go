@@ -103,6 +103,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := p.pool.Get().(*exchange)
 	defer p.release(x)
 	p.fill(x, r)
+	var ib *idleBody
+	if c := connFrom(r.Context()); c != nil && p.o.StreamIdleTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
+		// net/http drains an unread body after the handler (before or after the
+		// answer): bound that read too, unless the body already settled its deadline.
+		defer func() {
+			if ib == nil || !ib.ended.Load() {
+				_ = c.SetReadDeadline(time.Now().Add(p.o.StreamIdleTimeout))
+			}
+		}()
+	}
 	if rej := p.refuse(r, x); rej != nil {
 		p.reject(w, x, rej)
 		return
@@ -124,7 +134,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// draining a wrapper sends the 100 Continue a denied request must never get.
 		r = r.WithContext(r.Context())
 		if c := connFrom(r.Context()); c != nil && p.o.StreamIdleTimeout > 0 {
-			r.Body = &idleBody{ReadCloser: r.Body, c: c, timeout: p.o.StreamIdleTimeout}
+			ib = &idleBody{ReadCloser: r.Body, c: c, timeout: p.o.StreamIdleTimeout}
+			r.Body = ib
 		}
 		if p.o.MaxBodyBytes > 0 {
 			r.Body = http.MaxBytesReader(w, r.Body, p.o.MaxBodyBytes)
