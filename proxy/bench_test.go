@@ -38,7 +38,9 @@ func BenchmarkProxy(b *testing.B) {
 	go func() { _ = bareSrv.Serve(bareLn) }()
 	defer bareSrv.Close()
 
-	p, err := New(Options{Engine: engine.New(benchTable(b)), Upstream: target, Transport: transport()})
+	// Portcullis with its default transport: the same pool, plus the stream idle
+	// deadlines on upstream connections.
+	p, err := New(Options{Engine: engine.New(benchTable(b)), Upstream: target})
 	if err != nil {
 		b.Fatal(err)
 	}
