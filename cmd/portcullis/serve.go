@@ -108,9 +108,6 @@ func newServer(boot *config.Bootstrap, log *zap.Logger, decisions *telemetry.Dec
 // run starts every configured listener and blocks until ctx is cancelled, then drains.
 func (s *server) run(ctx context.Context, doc *config.Document, watch time.Duration) error {
 	g, ctx := errgroup.WithContext(ctx)
-	if err := s.serveAdmin(ctx, g, doc); err != nil {
-		return err
-	}
 	if err := s.serveGRPC(ctx, g, doc); err != nil {
 		return err
 	}
@@ -118,6 +115,12 @@ func (s *server) run(ctx context.Context, doc *config.Document, watch time.Durat
 		return err
 	}
 	if err := s.serveForwardAuth(ctx, g, doc); err != nil {
+		return err
+	}
+	// The admin listener comes last: /readyz answers 200 only once every other
+	// listener is bound, so a probe (or a test) that saw ready never meets a refused
+	// connection on the proxy, gRPC or forward-auth port.
+	if err := s.serveAdmin(ctx, g, doc); err != nil {
 		return err
 	}
 	g.Go(func() error { s.reload.watch(ctx, watch); return nil })
