@@ -31,6 +31,9 @@ type BruteForceStage struct {
 	Status int `yaml:"status"`
 	// Allowlist holds networks never counted, delayed or banned.
 	Allowlist []netip.Prefix `yaml:"allowlist"`
+	// IPv6Prefix counts an IPv6 client by its network of this many bits (48-128): a
+	// client given a /64 can use a fresh address for every guess. Default 64.
+	IPv6Prefix int `yaml:"ipv6_prefix"`
 	// CountMissing also counts requests without any credential.
 	CountMissing bool `yaml:"count_missing"`
 }
@@ -43,7 +46,7 @@ func newBruteForceStage() StageSpec {
 		Window: 15 * time.Minute, Low: 5, Medium: 10, High: 20, Critical: 50,
 		Delay: 250 * time.Millisecond, MaxDelay: 2 * time.Second,
 		BanDuration: time.Minute, MaxBan: time.Hour, BanMemory: 24 * time.Hour,
-		Status: 429,
+		Status: 429, IPv6Prefix: 64,
 	}
 }
 
@@ -74,5 +77,8 @@ func (s *BruteForceStage) Validate(v *Validator, path string) {
 	positive(v, path, "ban_memory", s.BanMemory)
 	if s.Status != 429 && s.Status != 403 {
 		v.Errorf(joinPath(path, "status"), "status must be 429 or 403, got %d", s.Status)
+	}
+	if s.IPv6Prefix < 48 || s.IPv6Prefix > 128 {
+		v.Errorf(joinPath(path, "ipv6_prefix"), "ipv6_prefix must be 48 to 128 (bits of an IPv6 client's network), got %d", s.IPv6Prefix)
 	}
 }

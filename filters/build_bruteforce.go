@@ -20,7 +20,7 @@ func buildBruteForce(b *builder, st *config.Stage, p *engine.Pipeline) (engine.F
 		Window: spec.Window, Low: spec.Low, Medium: spec.Medium, High: spec.High, Critical: spec.Critical,
 		Delay: spec.Delay, MaxDelay: spec.MaxDelay,
 		BanDuration: spec.BanDuration, MaxBan: spec.MaxBan, BanMemory: spec.BanMemory,
-		Allowlist: spec.Allowlist, Status: spec.Status, CountMissing: spec.CountMissing,
+		Allowlist: spec.Allowlist, IPv6Prefix: spec.IPv6Prefix, Status: spec.Status, CountMissing: spec.CountMissing,
 		CredentialID: func(r *engine.Request) string { return pipelineCredential(p, r) },
 		OnLevel:      b.deps.OnBruteForce, OnError: b.deps.OnStateError,
 	})

@@ -71,12 +71,13 @@ const (
 	DefaultBanDuration = time.Minute
 	DefaultMaxBan      = time.Hour
 	DefaultBanMemory   = 24 * time.Hour
+	DefaultIPv6Prefix  = 64 // one subscriber's network: a client holds a whole /64
 )
 
 // Event reports a level change or a ban (OnLevel).
 type Event struct {
 	Kind     string // "ip" or "credential"
-	Key      string // the address, or the credential's hash (never the credential)
+	Key      string // the address (an IPv6 client's network), or the credential's hash (never the credential)
 	Level    Level
 	Failures int64
 	Ban      time.Duration // the ban just set; 0 when none
@@ -100,6 +101,10 @@ type Options struct {
 	BanDuration, MaxBan, BanMemory time.Duration
 	// Allowlist holds networks never counted, delayed or banned.
 	Allowlist []netip.Prefix
+	// IPv6Prefix counts an IPv6 client by its network of this many bits (48-128),
+	// since a client given a /64 can use a fresh address for every guess. IPv4
+	// clients are counted per address. Default 64.
+	IPv6Prefix int
 	// Status is the banned client's status: 429 (default) or 403.
 	Status int
 	// CountMissing also counts 401s for a missing credential (reason "auth.missing").
@@ -142,6 +147,7 @@ func New(o Options) (*Filter, error) {
 	setDefault(&o.MaxBan, DefaultMaxBan)
 	setDefault(&o.BanMemory, DefaultBanMemory)
 	setDefault(&o.Status, http.StatusTooManyRequests)
+	setDefault(&o.IPv6Prefix, DefaultIPv6Prefix)
 	if o.Wait == nil {
 		o.Wait = timerWait
 	}
@@ -152,6 +158,8 @@ func New(o Options) (*Filter, error) {
 		return nil, fmt.Errorf("bruteforce: status %d: want 429 or 403", o.Status)
 	case o.Delay > o.MaxDelay || o.BanDuration > o.MaxBan:
 		return nil, errors.New("bruteforce: delay above max_delay or ban above max_ban")
+	case o.IPv6Prefix < 48 || o.IPv6Prefix > 128:
+		return nil, fmt.Errorf("bruteforce: ipv6 prefix /%d: want 48 to 128", o.IPv6Prefix)
 	}
 	return &Filter{o: o, denied: engine.Deny(o.Status, ReasonBanned, "too many failed attempts")}, nil
 }
@@ -205,8 +213,12 @@ type subject struct{ kind, id string }
 // Keys have no ':' so each lands on its own cluster slot.
 func (f *Filter) subjects(r *engine.Request) []subject {
 	out := make([]subject, 0, 2)
-	if r.Peer.IP.IsValid() {
-		out = append(out, subject{"ip", r.Peer.IP.Unmap().WithZone("").String()})
+	if ip := r.Peer.IP.Unmap().WithZone(""); ip.IsValid() {
+		id := ip.String()
+		if ip.Is6() && f.o.IPv6Prefix < 128 {
+			id = netip.PrefixFrom(ip, f.o.IPv6Prefix).Masked().String()
+		}
+		out = append(out, subject{"ip", id})
 	}
 	if f.o.CredentialID != nil {
 		if c := f.o.CredentialID(r); c != "" {

@@ -3,6 +3,7 @@ package bruteforce
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -299,6 +300,42 @@ func TestSharedAcrossReplicas(t *testing.T) {
 	for i, f := range replicas {
 		if err := f.Check(context.Background(), attacker, &engine.Decision{}); err == nil {
 			t.Fatalf("replica %d does not enforce the shared ban", i)
+		}
+	}
+}
+
+// A client given an IPv6 /64 can guess from a fresh address every time: by default
+// its whole network is one counted client (found by a second reader's review). With
+// a /128 prefix each address counts alone; other networks and IPv4 clients are
+// unaffected.
+func TestIPv6NetworkCountsAsOneClient(t *testing.T) {
+	for _, tc := range []struct {
+		prefix int
+		banned bool
+	}{{0, true}, {64, true}, {48, true}, {128, false}} {
+		t.Run(fmt.Sprintf("/%d", tc.prefix), func(t *testing.T) {
+			fx := newFixture(t, func(o *Options) { o.IPv6Prefix = tc.prefix })
+			for i := range 8 { // High is 8
+				fx.fail(req(fmt.Sprintf("2001:db8:1:2::%x", i+1), ""), 1)
+			}
+			if den := fx.check(t, req("2001:db8:1:2:ffff::1", "")); (den != nil) != tc.banned {
+				t.Fatalf("a new address in the same /64: denied %v, want %v", den, tc.banned)
+			}
+			if den := fx.check(t, req("2001:db8:2::1", "")); den != nil {
+				t.Fatal("a client in another /48 was banned")
+			}
+			for i := range 8 {
+				fx.fail(req(fmt.Sprintf("203.0.113.%d", i+1), ""), 1)
+			}
+			if den := fx.check(t, req("203.0.113.200", "")); den != nil {
+				t.Fatal("IPv4 clients are counted per address")
+			}
+		})
+	}
+	m := store.NewMemory(store.MemoryOptions{})
+	for _, p := range []int{47, 129} {
+		if _, err := New(Options{Counter: m, Bans: m, IPv6Prefix: p}); err == nil {
+			t.Errorf("ipv6 prefix /%d accepted", p)
 		}
 	}
 }
