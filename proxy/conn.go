@@ -53,6 +53,11 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.wd.idle > 0 {
 		if d, ok := c.wd.next(); ok {
 			_ = c.Conn.SetWriteDeadline(d)
+			// An earlier deadline set meanwhile (SetWriteDeadline stores it before
+			// setting it) must not stay overwritten by this one.
+			if e := c.wd.explicit.Load(); e != 0 && e < d.UnixNano() {
+				_ = c.Conn.SetWriteDeadline(time.Unix(0, e))
+			}
 		}
 	}
 	return c.Conn.Write(p)
