@@ -23,9 +23,9 @@ import (
 var refBodyTimeout = &rejection{408, "body.timeout", "request body timed out"}
 
 // idleBody bounds each read of a request body by the connection's read deadline. The
-// deadline is cleared when the body ends, fails or is closed: net/http's background
-// read after the body (which watches for the client going away while the upstream
-// answers) must not inherit it, or a slow upstream would cancel the request.
+// deadline is cleared when the body ends or fails: net/http's background read after
+// the body (which watches for the client going away while the upstream answers) must
+// not inherit it, or a slow upstream would cancel the request.
 type idleBody struct {
 	io.ReadCloser
 	c       *conn
@@ -52,9 +52,13 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *idleBody) Close() error {
-	_ = b.c.SetReadDeadline(time.Time{})
-	return b.ReadCloser.Close()
+// boundDrain runs when the handler returns: net/http drains a body the handler did
+// not finish (before or after the answer), and that read gets the deadline too,
+// unless the body already settled its own.
+func (b *idleBody) boundDrain() {
+	if !b.ended.Load() {
+		_ = b.c.SetReadDeadline(time.Now().Add(b.timeout))
+	}
 }
 
 // renewal decides when an idle deadline is renewed. Setting a deadline costs about

@@ -103,15 +103,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := p.pool.Get().(*exchange)
 	defer p.release(x)
 	p.fill(x, r)
+	hasBody := r.Body != nil && r.Body != http.NoBody
 	var ib *idleBody
-	if c := connFrom(r.Context()); c != nil && p.o.StreamIdleTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
-		// net/http drains an unread body after the handler (before or after the
-		// answer): bound that read too, unless the body already settled its deadline.
-		defer func() {
-			if ib == nil || !ib.ended.Load() {
-				_ = c.SetReadDeadline(time.Now().Add(p.o.StreamIdleTimeout))
-			}
-		}()
+	if c := connFrom(r.Context()); c != nil && p.o.StreamIdleTimeout > 0 && hasBody {
+		ib = &idleBody{ReadCloser: r.Body, c: c, timeout: p.o.StreamIdleTimeout}
+		defer ib.boundDrain()
 	}
 	if rej := p.refuse(r, x); rej != nil {
 		p.reject(w, x, rej)
@@ -128,13 +124,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if r.Body != nil && r.Body != http.NoBody {
+	if hasBody {
 		// The body's wrappers go on a copy of the request: after the handler,
 		// net/http looks at the request's own Body to decide whether to drain it, and
 		// draining a wrapper sends the 100 Continue a denied request must never get.
 		r = r.WithContext(r.Context())
-		if c := connFrom(r.Context()); c != nil && p.o.StreamIdleTimeout > 0 {
-			ib = &idleBody{ReadCloser: r.Body, c: c, timeout: p.o.StreamIdleTimeout}
+		if ib != nil {
 			r.Body = ib
 		}
 		if p.o.MaxBodyBytes > 0 {
